@@ -1,0 +1,34 @@
+# Two commands from a fresh clone: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME := $(CURDIR)/.curation/dagster_home
+
+.PHONY: demo test ui lint benchmarks clean
+
+$(VENV)/installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+demo: $(VENV)/installed $(DAGSTER_HOME)/dagster.yaml  ## ingest the shipped demo drops with the main job
+	$(BIN)/curate demo
+
+test: $(VENV)/installed  ## run the test suite
+	$(BIN)/pytest
+
+ui: $(VENV)/installed $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI on http://127.0.0.1:3000
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+lint: $(VENV)/installed
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+benchmarks: $(VENV)/installed  ## needs ../shared/data
+	$(BIN)/python benchmarks/ingest.py
+
+clean:
+	rm -rf .curation

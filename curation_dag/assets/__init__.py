@@ -1,0 +1,1 @@
+"""Thin asset wrappers, one module per curation step."""

@@ -1,0 +1,88 @@
+"""Ingest: each data drop read into normalized documents, bad rows quarantined with a reason."""
+
+import hashlib
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from curation_dag.assets.metadata import markdown_table
+from curation_dag.checks.raw_documents import (
+    RAW_DOCUMENTS_SUITE,
+    accounting_spec,
+    check_accounting,
+    check_expectations,
+)
+from curation_dag.core.drops import DropNameError
+from curation_dag.core.ingest import REASONS, NothingReadable, ingest_drop
+from curation_dag.core.sources import RecipeError
+from curation_dag.partitions import drops_partitions
+from curation_dag.resources import DropsResource, StorageResource
+
+PREVIEW_ROWS = 5
+
+
+@dg.asset(
+    partitions_def=drops_partitions,
+    group_name="ingest",
+    kinds={"parquet", "polars"},
+    code_version="1",
+    check_specs=[accounting_spec("raw_documents"), RAW_DOCUMENTS_SUITE.check_spec("raw_documents")],
+)
+def raw_documents(
+    context: dg.AssetExecutionContext, storage: StorageResource, drops: DropsResource
+) -> dg.MaterializeResult:
+    """Documents of one data drop in one schema, with stable ids; unreadable rows quarantined with a reason."""
+    try:
+        drop, spec = drops.resolve(context.partition_key)
+    except (DropNameError, RecipeError, ValueError) as error:
+        raise dg.Failure(description=str(error)) from None
+    folder = storage.asset_dir("raw_documents", context.partition_key)
+    documents, quarantine = folder / "documents.parquet", folder / "quarantine.parquet"
+    try:
+        report = ingest_drop(drop, spec, documents, quarantine)
+    except NothingReadable as error:
+        raise dg.Failure(
+            description=str(error), metadata={"quarantine": dg.MetadataValue.path(str(quarantine))}
+        ) from None
+
+    by_reason = [
+        {"reason": reason, "rows": count, "meaning": REASONS[reason]}
+        for reason, count in report.quarantined_by_reason.most_common()
+    ]
+    return dg.MaterializeResult(
+        metadata={
+            "source": drop.source,
+            "input_rows": report.input_rows,
+            "accepted": report.accepted,
+            "quarantined": report.quarantined,
+            "quarantined_by_reason": dg.MetadataValue.json(by_reason),
+            "shards": report.shards,
+            "ignored_files": dg.MetadataValue.json(report.ignored_files),
+            "input_bytes": report.input_bytes,
+            "text_bytes": report.text_bytes,
+            "documents": dg.MetadataValue.path(str(documents)),
+            "quarantine": dg.MetadataValue.path(str(quarantine)),
+            "preview": dg.MetadataValue.md(_preview(documents)),
+        },
+        data_version=dg.DataVersion(_file_digest(documents, quarantine)),
+        check_results=[
+            check_accounting("raw_documents", report.input_rows, documents, quarantine),
+            check_expectations("raw_documents", documents),
+        ],
+    )
+
+
+def _preview(documents: Path) -> str:
+    head = pl.scan_parquet(documents).head(PREVIEW_ROWS).select("doc_id", "n_chars", "text").collect()
+    return markdown_table(head.with_columns(pl.col("text").str.slice(0, 80)))
+
+
+def _file_digest(*paths: Path) -> str:
+    """The data version: a digest of the written files, so identical output means an unchanged version."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()[:24]

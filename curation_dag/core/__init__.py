@@ -1,0 +1,1 @@
+"""Dagster-free algorithms: drops, sources, shard reading and ingest."""

@@ -1,0 +1,28 @@
+"""The drop sensor: registers each complete data drop as a partition, once, and requests its ingest."""
+
+import dagster as dg
+
+from curation_dag.partitions import drops_partitions
+from curation_dag.resources import DropsResource
+
+
+@dg.sensor(
+    name="new_drops",
+    description="Adds each complete drop (folder with a _SUCCESS marker) as a `drops` partition and ingests it.",
+    asset_selection=["raw_documents"],
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def new_drops_sensor(context: dg.SensorEvaluationContext, drops: DropsResource) -> dg.SensorResult | dg.SkipReason:
+    known = set(context.instance.get_dynamic_partitions(drops_partitions.name))
+    complete, refused = drops.complete_drops()
+    for message in refused:
+        context.log.warning(message)
+    new = [drop.key for drop in complete if drop.key not in known]
+    if not new:
+        refused_note = f"; {len(refused)} folder(s) refused for their names, see the log" if refused else ""
+        return dg.SkipReason(f"no new complete drops under {drops.drops_root}{refused_note}")
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=key, partition_key=key) for key in new],
+        dynamic_partitions_requests=[drops_partitions.build_add_request(new)],
+    )
