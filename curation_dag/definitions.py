@@ -10,14 +10,12 @@ import os
 import dagster as dg
 
 from curation_dag.assets.ingest import raw_documents
-from curation_dag.partitions import drops_partitions
 from curation_dag.resources import DropsResource, StorageResource
 from curation_dag.sensors import new_drops_sensor
 
 curation_job = dg.define_asset_job(
     "curation_job",
     selection=dg.AssetSelection.assets(raw_documents),
-    partitions_def=drops_partitions,
     description="Curate one data drop: every per-drop step, from raw shards on.",
 )
 

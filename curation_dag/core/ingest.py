@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from curation_dag.core.atomic import atomic_path
 from curation_dag.core.drops import COMPLETE_MARKER, Drop
-from curation_dag.core.shards import Quarantined, RawBatch, excerpt, read_shard
+from curation_dag.core.shards import BLOCK_BYTES, Quarantined, RawBatch, excerpt, read_shard
 from curation_dag.core.sources import SourceSpec
 
 T = TypeVar("T")
@@ -125,8 +125,8 @@ def sha256_hex(texts: pl.Series) -> list[str]:
 class _DropIngest:
     """The per-drop state that outlives a batch: ids seen so far and the running report."""
 
-    def __init__(self, drop: Drop, spec: SourceSpec):
-        self.drop, self.spec = drop, spec
+    def __init__(self, drop: Drop, spec: SourceSpec, block_bytes: int):
+        self.drop, self.spec, self.block_bytes = drop, spec, block_bytes
         self.first_use: dict[str, str] = {}
         self.report = IngestReport()
 
@@ -143,7 +143,7 @@ class _DropIngest:
             self.report.shards += 1
             self.report.input_bytes += path.stat().st_size
             shard = path.relative_to(self.drop.path).as_posix()
-            yield from ((shard, batch) for batch in read_shard(path, self.spec))
+            yield from ((shard, batch) for batch in read_shard(path, self.spec, self.block_bytes))
 
     def split(self, batch: RawBatch, shard: str) -> tuple[pa.Table, pa.Table]:
         """Accepted documents and quarantined rows of one batch, in the two output schemas."""
@@ -194,7 +194,7 @@ class _DropIngest:
         if not self.spec.id_field:
             return records
         reasons = records["reason"].to_list()
-        for index, (row, identifier) in enumerate(zip(records["row"].to_list(), records["id"].to_list())):
+        for index, (row, identifier) in enumerate(zip(records["row"].to_list(), records["id"].to_list(), strict=True)):
             if reasons[index] is not None:
                 continue
             if identifier in self.first_use:
@@ -250,13 +250,16 @@ def _read_ahead(batches: Iterator[T]) -> Iterator[T]:
             yield batch
 
 
-def ingest_drop(drop: Drop, spec: SourceSpec, documents_path: Path, quarantine_path: Path) -> IngestReport:
+def ingest_drop(
+    drop: Drop, spec: SourceSpec, documents_path: Path, quarantine_path: Path, block_bytes: int = BLOCK_BYTES
+) -> IngestReport:
     """Read every shard of `drop` into `documents_path` and `quarantine_path` (Parquet, atomic).
 
-    Memory is bounded by one batch: batches stream through Parquet writers. Raises NothingReadable,
+    Memory is bounded by a few batches of about `block_bytes` of JSONL (or PARQUET_BATCH_ROWS rows),
+    which stream through Parquet writers. Raises NothingReadable,
     after writing the quarantine, when no row of the drop could be accepted.
     """
-    state = _DropIngest(drop, spec)
+    state = _DropIngest(drop, spec, block_bytes)
     with (
         atomic_path(documents_path) as documents_tmp,
         atomic_path(quarantine_path) as quarantine_tmp,

@@ -71,18 +71,24 @@ def excerpt(raw: bytes | str) -> str:
 
 
 def _records_frame(rows: list[int], ids: list, texts: list, metadata: dict[str, list]) -> pl.DataFrame:
-    columns = {"row": pl.Series(rows, dtype=pl.Int64), "id": pl.Series(ids, dtype=pl.String, strict=False)}
-    columns["text"] = pl.Series(texts, dtype=pl.String)
-    frame = pl.DataFrame(columns)
-    meta = pl.DataFrame({name: pl.Series(values, strict=False) for name, values in metadata.items()})
-    return frame.with_columns(_metadata_json(meta, list(metadata)))
+    frame = pl.DataFrame(
+        {
+            "row": pl.Series(rows, dtype=pl.Int64),
+            "id": pl.Series(ids, dtype=pl.String, strict=False),
+            "text": pl.Series(texts, dtype=pl.String),
+            **{name: pl.Series(values, strict=False) for name, values in metadata.items()},
+        }
+    )
+    return frame.select("row", "id", "text", _metadata_json(frame, list(metadata)))
 
 
 def _metadata_json(frame: pl.DataFrame, fields: list[str]) -> pl.Series:
+    """The kept fields of each record as one JSON object; absent fields are null."""
     if not fields:
         return pl.Series("metadata", ["{}"] * frame.height, dtype=pl.String)
-    columns = [pl.col(f) if f in frame.columns else pl.lit(None, dtype=pl.String).alias(f) for f in fields]
-    return frame.select(pl.struct(columns).struct.json_encode().alias("metadata")).to_series()
+    missing = [pl.lit(None, dtype=pl.String).alias(f) for f in fields if f not in frame.columns]
+    kept = frame.with_columns(missing).select(pl.struct(fields).struct.json_encode().alias("metadata"))
+    return kept.to_series()
 
 
 # ---------------------------------------------------------------- JSONL
@@ -260,7 +266,7 @@ def read_parquet(path: Path, spec: SourceSpec, batch_rows: int = PARQUET_BATCH_R
             samples = (json.dumps(r, default=str)[: EXCERPT_CHARS * 4] for r in frame.iter_rows(named=True))
             yield RawBatch(
                 _records_frame([], [], [], {}),
-                [Quarantined(r, *problem, excerpt(s)) for r, s in zip(rows, samples)],
+                [Quarantined(r, *problem, excerpt(s)) for r, s in zip(rows, samples, strict=True)],
                 frame.height,
             )
             continue
@@ -281,7 +287,7 @@ def _whole_file(path: Path, reason: str, detail: str) -> RawBatch:
     return RawBatch(_records_frame([], [], [], {}), [Quarantined(None, reason, detail, excerpt(head))], 1)
 
 
-def read_shard(path: Path, spec: SourceSpec) -> Iterator[RawBatch]:
+def read_shard(path: Path, spec: SourceSpec, block_bytes: int = BLOCK_BYTES) -> Iterator[RawBatch]:
     """Batches of one shard; a file of an unknown or undeclared type is one quarantined row."""
     found = shard_format(path)
     if found is None or (spec.format != "auto" and found != spec.format):
@@ -294,4 +300,4 @@ def read_shard(path: Path, spec: SourceSpec) -> Iterator[RawBatch]:
             f"expected {expected} (source {spec.name!r}); move the file out of the drop or fix path_pattern",
         )
         return
-    yield from (read_jsonl if found == "jsonl" else read_parquet)(path, spec)
+    yield from read_jsonl(path, spec, block_bytes) if found == "jsonl" else read_parquet(path, spec)
