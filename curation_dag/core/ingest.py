@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+from hashlib import sha256
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -113,12 +113,18 @@ def sha256_hex(texts: pl.Series) -> list[str]:
     # int32 buffer index and int32 offset (arrow.apache.org/docs/format/Columnar.html#variable-size-binary-view-layout).
     views = np.frombuffer(buffers[1], dtype=np.int32).reshape(-1, 4)[array.offset : array.offset + len(array)]
     digests = []
-    for position, (length, _, buffer_index, offset) in enumerate(views.tolist(), start=array.offset):
+    for position, length, buffer_index, offset in zip(
+        range(array.offset, array.offset + len(array)),
+        views[:, 0].tolist(),
+        views[:, 2].tolist(),
+        views[:, 3].tolist(),
+        strict=True,
+    ):
         if length <= 12:
             chunk = raw_views[position * 16 + 4 : position * 16 + 4 + length]
         else:
             chunk = data[buffer_index][offset : offset + length]
-        digests.append(hashlib.sha256(chunk).hexdigest())
+        digests.append(sha256(chunk).hexdigest())
     return digests
 
 
@@ -127,7 +133,7 @@ class _DropIngest:
 
     def __init__(self, drop: Drop, spec: SourceSpec, block_bytes: int):
         self.drop, self.spec, self.block_bytes = drop, spec, block_bytes
-        self.first_use: dict[str, str] = {}
+        self.first_use: dict[str, tuple[str, int]] = {}  # id -> (shard, row) where it was accepted
         self.report = IngestReport()
 
     def shards(self) -> list[Path]:
@@ -194,13 +200,13 @@ class _DropIngest:
         if not self.spec.id_field:
             return records
         reasons = records["reason"].to_list()
+        first_use = self.first_use
         for index, (row, identifier) in enumerate(zip(records["row"].to_list(), records["id"].to_list(), strict=True)):
-            if reasons[index] is not None:
-                continue
-            if identifier in self.first_use:
-                reasons[index] = "duplicate_id"
-            else:
-                self.first_use[identifier] = f"{self.drop.key}/{shard}#{row}"
+            if reasons[index] is None:
+                if identifier in first_use:
+                    reasons[index] = "duplicate_id"
+                else:
+                    first_use[identifier] = (shard, row)
         return records.with_columns(pl.Series("reason", reasons, dtype=pl.String))
 
     def _detail(self, row: dict) -> str:
@@ -213,7 +219,8 @@ class _DropIngest:
             return f"text is {len(row['normalized'].encode())} bytes, over max_text_bytes={spec.max_text_bytes}"
         if reason == "invalid_id":
             return f"field {spec.id_field!r} is missing or null"
-        return f"id {row['id']!r} was first used by {self.first_use[row['id']]}"
+        shard, first_row = self.first_use[row["id"]]
+        return f"id {row['id']!r} was first used by {self.drop.key}/{shard}#{first_row}"
 
     def _quarantine_table(self, quarantined: list[Quarantined], shard: str) -> pa.Table:
         n = len(quarantined)
