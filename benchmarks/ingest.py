@@ -41,7 +41,9 @@ def run_method(method: str, drop: Path, out: Path) -> dict:
         from curation_dag.core.sources import SourceSpec
 
         spec = SourceSpec(name="bench", id_field="id", metadata_fields=("source",))
-        report = ingest_drop(Drop("bench", drop.name, drop), spec, out / "documents.parquet", out / "quarantine.parquet")
+        report = ingest_drop(
+            Drop("bench", drop.name, drop), spec, out / "documents.parquet", out / "quarantine.parquet"
+        )
         docs = report.input_rows
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "docs": docs, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -50,7 +52,10 @@ def run_method(method: str, drop: Path, out: Path) -> dict:
 def text_megabytes(drop: Path) -> float:
     import polars as pl
 
-    return sum(pl.read_ndjson(s).select(pl.col("text").str.len_bytes().sum()).item() for s in drop.glob("*.jsonl.gz")) / 1e6
+    return (
+        sum(pl.read_ndjson(s).select(pl.col("text").str.len_bytes().sum()).item() for s in drop.glob("*.jsonl.gz"))
+        / 1e6
+    )
 
 
 def main() -> None:
@@ -78,7 +83,9 @@ def main() -> None:
         for _ in range(args.repeats):
             for method in METHODS:
                 child = [sys.executable, __file__, "--method", method, "--drop", str(drop)]
-                runs[method].append(json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout))
+                runs[method].append(
+                    json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout)
+                )
 
     docs = runs["curation_dag ingest"][0]["docs"]
     print(f"{len(corpora)} corpora, {docs:,} documents, {megabytes:.1f} MB of text; median of {args.repeats} runs\n")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from hashlib import sha256
 import json
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from hashlib import sha256
 from pathlib import Path
 from typing import TypeVar
 
