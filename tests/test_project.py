@@ -12,10 +12,18 @@ from tests.conftest import PROJECT
 BIN = Path(sys.executable).parent
 
 
-def test_dagster_definitions_validate():
+def dagster_env(tmp_path: Path) -> dict[str, str]:
+    """A fresh Dagster home with the project's instance settings, and outputs under tmp_path."""
+    (tmp_path / "home").mkdir()
+    shutil.copy(PROJECT / "dagster.yaml", tmp_path / "home")
+    return {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "CURATION_STORAGE_ROOT": str(tmp_path / "store")}
+
+
+def test_dagster_definitions_validate(tmp_path):
     result = subprocess.run(
         [BIN / "dagster", "definitions", "validate", "-w", "workspace.yaml"],
         cwd=PROJECT,
+        env=dagster_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=300,
@@ -24,9 +32,7 @@ def test_dagster_definitions_validate():
 
 
 def test_curate_demo_ingests_every_demo_drop(tmp_path):
-    (tmp_path / "home").mkdir()
-    shutil.copy(PROJECT / "dagster.yaml", tmp_path / "home")
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "CURATION_STORAGE_ROOT": str(tmp_path / "store")}
+    env = dagster_env(tmp_path)
     result = subprocess.run([BIN / "curate", "demo"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "6 drops registered" in result.stdout
