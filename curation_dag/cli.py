@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 import dagster as dg
 
+from curation_dag.core.dedup_store import Ledger
+
 QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -56,4 +58,18 @@ def demo() -> None:
     click.echo(f"\n{'drop':<24} {'rows':>6} {'accepted':>9} {'quarantined':>12} {'checks':>7}  documents")
     for key, n_input, accepted, quarantined, checks, path in rows:
         click.echo(f"{key:<24} {n_input:>6} {accepted:>9} {quarantined:>12} {checks:>7}  {path}")
-    click.echo("\nQuarantined rows sit beside each documents.parquet in quarantine.parquet; `make ui` shows the runs.")
+    click.echo("\nQuarantined rows sit beside each documents.parquet in quarantine.parquet.")
+
+    dedup = defs.resolve_job_def("dedup_job").execute_in_process(
+        instance=instance, run_config=QUIET_RUN, raise_on_error=False
+    )
+    if not dedup.success:
+        raise click.ClickException("dedup_job failed; see the run in `make ui`")
+    storage = defs.resources["storage"]
+    near = {e["key"]: e for e in Ledger(storage.asset_dir("near_duplicates")).drops}
+    click.echo(f"\n{'drop (arrival order)':<24} {'exact dups':>10} {'near dups':>10}")
+    for entry in Ledger(storage.asset_dir("exact_duplicates")).drops:
+        click.echo(f"{entry['key']:<24} {entry['duplicates']:>10} {near[entry['key']]['duplicates']:>10}")
+    folders = ", ".join(str(storage.asset_dir(name) / "decisions") for name in ("exact_duplicates", "near_duplicates"))
+    click.echo(f"\nDuplicate decisions: {folders}")
+    click.echo("`make ui` shows the asset graph, the runs and every asset's metadata.")

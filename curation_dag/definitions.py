@@ -1,7 +1,7 @@
 """The curation_dag code location: every asset, check, resource, sensor and job, wired in one place.
 
 Paths come from the environment, with defaults that run the shipped demo from the project folder:
-CURATION_DROPS_ROOT (demo_data/drops), CURATION_SOURCES (dbt_like_recipes/sources.yml) and
+CURATION_DROPS_ROOT (demo_data/drops), CURATION_RECIPES (dbt_like_recipes) and
 CURATION_STORAGE_ROOT (.curation).
 """
 
@@ -9,25 +9,31 @@ import os
 
 import dagster as dg
 
+from curation_dag.assets.dedup import exact_duplicates, minhash_signatures, near_duplicates
 from curation_dag.assets.ingest import raw_documents
-from curation_dag.resources import DropsResource, StorageResource
+from curation_dag.resources import DropsResource, RecipesResource, StorageResource
 from curation_dag.sensors import new_drops_sensor
+
+recipes = RecipesResource(folder=os.environ.get("CURATION_RECIPES", "dbt_like_recipes"))
 
 curation_job = dg.define_asset_job(
     "curation_job",
-    selection=dg.AssetSelection.assets(raw_documents),
+    selection=dg.AssetSelection.assets(raw_documents, minhash_signatures),
     description="Curate one data drop: every per-drop step, from raw shards on.",
+)
+dedup_job = dg.define_asset_job(
+    "dedup_job",
+    selection=dg.AssetSelection.assets(exact_duplicates, near_duplicates),
+    description="Absorb every curated drop not yet deduplicated, in arrival order.",
 )
 
 defs = dg.Definitions(
-    assets=[raw_documents],
-    jobs=[curation_job],
+    assets=[raw_documents, minhash_signatures, exact_duplicates, near_duplicates],
+    jobs=[curation_job, dedup_job],
     sensors=[new_drops_sensor],
     resources={
         "storage": StorageResource(root=os.environ.get("CURATION_STORAGE_ROOT", ".curation")),
-        "drops": DropsResource(
-            drops_root=os.environ.get("CURATION_DROPS_ROOT", "demo_data/drops"),
-            sources_file=os.environ.get("CURATION_SOURCES", "dbt_like_recipes/sources.yml"),
-        ),
+        "recipes": recipes,
+        "drops": DropsResource(drops_root=os.environ.get("CURATION_DROPS_ROOT", "demo_data/drops"), recipes=recipes),
     },
 )

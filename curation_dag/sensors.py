@@ -1,4 +1,4 @@
-"""The drop sensor: registers each complete data drop as a partition, once, and requests its ingest."""
+"""The drop sensor: registers each complete data drop as a partition, once, and requests its per-drop steps."""
 
 import dagster as dg
 
@@ -8,8 +8,8 @@ from curation_dag.resources import DropsResource
 
 @dg.sensor(
     name="new_drops",
-    description="Adds each complete drop (folder with a _SUCCESS marker) as a `drops` partition and ingests it.",
-    asset_selection=["raw_documents"],
+    description="Adds each complete drop (folder with a _SUCCESS marker) as a `drops` partition and curates it.",
+    asset_selection=["raw_documents", "minhash_signatures"],
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )

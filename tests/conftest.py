@@ -11,7 +11,8 @@ from curation_dag.core.drops import COMPLETE_MARKER
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEMO_DROPS = PROJECT / "demo_data" / "drops"
-SOURCES_FILE = PROJECT / "dbt_like_recipes" / "sources.yml"
+RECIPES = PROJECT / "dbt_like_recipes"
+SOURCES_FILE = RECIPES / "sources.yml"
 SHARED_DATA = PROJECT.parent / "shared" / "data"
 
 

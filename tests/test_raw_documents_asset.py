@@ -8,8 +8,8 @@ import pytest
 
 from curation_dag.assets.ingest import raw_documents
 from curation_dag.definitions import defs
-from curation_dag.resources import DropsResource, StorageResource
-from tests.conftest import DEMO_DROPS, SOURCES_FILE, mark_complete, write_jsonl
+from curation_dag.resources import DropsResource, RecipesResource, StorageResource
+from tests.conftest import DEMO_DROPS, RECIPES, mark_complete, write_jsonl
 
 DEMO_ROWS = {  # (input rows, accepted) per demo drop; demo_data/README.md explains the two bad records
     "licenses/2026-11-01": (60, 60),
@@ -21,7 +21,7 @@ DEMO_ROWS = {  # (input rows, accepted) per demo drop; demo_data/README.md expla
 }
 
 
-def materialize(instance, key, drops_root, storage_root, sources_file=SOURCES_FILE):
+def materialize(instance, key, drops_root, storage_root, recipes=RECIPES):
     instance.add_dynamic_partitions("drops", [key])
     return dg.materialize(
         [raw_documents],
@@ -29,7 +29,7 @@ def materialize(instance, key, drops_root, storage_root, sources_file=SOURCES_FI
         instance=instance,
         resources={
             "storage": StorageResource(root=str(storage_root)),
-            "drops": DropsResource(drops_root=str(drops_root), sources_file=str(sources_file)),
+            "drops": DropsResource(drops_root=str(drops_root), recipes=RecipesResource(folder=str(recipes))),
         },
         raise_on_error=False,
     )
@@ -73,7 +73,7 @@ def test_a_bad_drop_is_accounted_for_row_by_row(instance, tmp_path):
     sources = tmp_path / "sources.yml"
     sources.write_text("sources:\n  - name: web\n    id_field: id\n")
 
-    result = materialize(instance, "web/d1", drops_root, tmp_path / "out", sources)
+    result = materialize(instance, "web/d1", drops_root, tmp_path / "out", tmp_path)
 
     assert result.success
     metadata = result.asset_materializations_for_node("raw_documents")[0].metadata
@@ -92,7 +92,7 @@ def test_a_drop_with_nothing_readable_fails_with_one_clear_message(instance, tmp
     sources = tmp_path / "sources.yml"
     sources.write_text("sources:\n  - name: web\n")
 
-    result = materialize(instance, "web/d1", drops_root, tmp_path / "out", sources)
+    result = materialize(instance, "web/d1", drops_root, tmp_path / "out", tmp_path)
 
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
@@ -111,7 +111,7 @@ def test_a_drop_with_nothing_readable_fails_with_one_clear_message(instance, tmp
 def test_bad_partitions_fail_with_what_to_fix(instance, tmp_path, key, message):
     sources = tmp_path / "sources.yml"
     sources.write_text("sources:\n  - name: web\n")
-    result = materialize(instance, key, tmp_path / "drops", tmp_path / "out", sources)
+    result = materialize(instance, key, tmp_path / "drops", tmp_path / "out", tmp_path)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert message in failure.step_failure_data.user_failure_data.description

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from curation_dag.resources import DropsResource
+from curation_dag.resources import DropsResource, RecipesResource
 from curation_dag.sensors import new_drops_sensor
 from tests.conftest import mark_complete, write_jsonl
 
@@ -24,7 +24,7 @@ def test_each_complete_drop_is_added_once_and_incomplete_drops_wait(instance, tm
     write_jsonl(mark_complete(drops / "web" / "2026-11-01") / "a.jsonl", [{"text": "x"}])
     write_jsonl(mark_complete(drops / "books" / "2026-11-01") / "a.jsonl", [{"text": "x"}])
     write_jsonl(drops / "web" / "2026-11-15" / "a.jsonl", [{"text": "still arriving"}])
-    resource = DropsResource(drops_root=str(drops), sources_file=str(sources))
+    resource = DropsResource(drops_root=str(drops), recipes=RecipesResource(folder=str(tmp_path)))
 
     first = tick(instance, resource)
     assert [r.partition_key for r in first.run_requests] == ["books/2026-11-01", "web/2026-11-01"]
@@ -44,6 +44,8 @@ def test_badly_named_drops_are_refused_with_a_message(instance, tmp_path):
     sources = tmp_path / "sources.yml"
     sources.write_text("sources:\n  - name: web\n")
     mark_complete(tmp_path / "drops" / "web" / "bad name")
-    result = tick(instance, DropsResource(drops_root=str(tmp_path / "drops"), sources_file=str(sources)))
+    result = tick(
+        instance, DropsResource(drops_root=str(tmp_path / "drops"), recipes=RecipesResource(folder=str(tmp_path)))
+    )
     assert isinstance(result, dg.SkipReason) and "1 folder(s) refused for their names" in result.skip_message
     assert instance.get_dynamic_partitions("drops") == []

@@ -1,12 +1,11 @@
 """Ingest: each data drop read into normalized documents, bad rows quarantined with a reason."""
 
-import hashlib
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
-from curation_dag.assets.metadata import markdown_table
+from curation_dag.assets.metadata import file_digest, markdown_table
 from curation_dag.checks.raw_documents import (
     RAW_DOCUMENTS_SUITE,
     accounting_spec,
@@ -15,7 +14,7 @@ from curation_dag.checks.raw_documents import (
 )
 from curation_dag.core.drops import DropNameError
 from curation_dag.core.ingest import REASONS, NothingReadable, ingest_drop
-from curation_dag.core.sources import RecipeError
+from curation_dag.core.recipe_files import RecipeError
 from curation_dag.partitions import drops_partitions
 from curation_dag.resources import DropsResource, StorageResource
 
@@ -65,7 +64,7 @@ def raw_documents(
             "quarantine": dg.MetadataValue.path(str(quarantine)),
             "preview": dg.MetadataValue.md(_preview(documents)),
         },
-        data_version=dg.DataVersion(_file_digest(documents, quarantine)),
+        data_version=dg.DataVersion(file_digest(documents, quarantine)),
         check_results=[
             check_accounting("raw_documents", report.input_rows, documents, quarantine),
             check_expectations("raw_documents", documents),
@@ -76,13 +75,3 @@ def raw_documents(
 def _preview(documents: Path) -> str:
     head = pl.scan_parquet(documents).head(PREVIEW_ROWS).select("doc_id", "n_chars", "text").collect()
     return markdown_table(head.with_columns(pl.col("text").str.slice(0, 80)))
-
-
-def _file_digest(*paths: Path) -> str:
-    """The data version: a digest of the written files, so identical output means an unchanged version."""
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()[:24]

@@ -5,18 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from curation_dag.core.drops import DropNameError, validate_name
+from curation_dag.core.recipe_files import RecipeError, build, line_of, read_yaml
 
 # Well above a long book (War and Peace is about 3.2 MB of UTF-8), far below what would strain a
 # shard batch in memory. Sources may lower or raise it.
 DEFAULT_MAX_TEXT_BYTES = 8 * 1024 * 1024
-
-
-class RecipeError(ValueError):
-    """A recipe file that cannot be used; the message names the file, the place and the fix."""
 
 
 class SourceSpec(BaseModel):
@@ -44,41 +40,16 @@ class SourceSpec(BaseModel):
             raise ValueError(str(error)) from None
 
 
-class _LineLoader(yaml.SafeLoader):
-    """A SafeLoader that remembers the line where each mapping starts, for error messages."""
-
-
-def _mapping_with_line(loader: _LineLoader, node: yaml.MappingNode) -> dict:
-    mapping = loader.construct_mapping(node, deep=True)
-    mapping["__line__"] = node.start_mark.line + 1
-    return mapping
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_with_line)
-
-
 def load_sources(path: Path) -> dict[str, SourceSpec]:
     """Read and validate a sources file; every problem is reported with the file and line."""
-    path = Path(path)
-    try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)
-    except FileNotFoundError:
-        raise RecipeError(f"{path}: sources file not found; create it or point the drops resource at one") from None
-    except yaml.YAMLError as error:
-        raise RecipeError(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(document, dict) or not isinstance(document.get("sources"), list):
+    document = read_yaml(path, "sources file")
+    if not isinstance(document.get("sources"), list):
         raise RecipeError(f"{path}: expected a top-level 'sources:' list of source declarations")
     specs: dict[str, SourceSpec] = {}
     for entry in document["sources"]:
-        if not isinstance(entry, dict):
-            raise RecipeError(f"{path}: every item under 'sources:' must be a mapping, got {entry!r}")
-        line = entry.pop("__line__")
-        try:
-            spec = SourceSpec(**entry)
-        except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'source'}: {e['msg']}" for e in error.errors())
-            raise RecipeError(f"{path}, line {line}: source {entry.get('name', '?')!r}: {problems}") from None
+        name = entry.get("name", "?") if isinstance(entry, dict) else "?"
+        spec = build(SourceSpec, entry, path, f"source {name!r}")
         if spec.name in specs:
-            raise RecipeError(f"{path}, line {line}: source {spec.name!r} is declared twice")
+            raise RecipeError(f"{path}, line {line_of(entry)}: source {spec.name!r} is declared twice")
         specs[spec.name] = spec
     return specs

@@ -8,17 +8,18 @@ import dagster as dg
 from pydantic import Field
 
 from curation_dag.core.drops import COMPLETE_MARKER, Drop, drop_at, find_complete_drops
-from curation_dag.core.sources import SourceSpec, load_sources
+from curation_dag.core.sources import SourceSpec
+from curation_dag.resources.recipes import RecipesResource
 
 
 class DropsResource(dg.ConfigurableResource):
-    """Finds complete drops under `drops_root` for the sources declared in `sources_file`."""
+    """Finds complete drops under `drops_root` for the sources declared in the recipes' sources.yml."""
 
     drops_root: str = Field(description="Folder holding `<source>/<drop_id>/` drop folders.")
-    sources_file: str = Field(default="dbt_like_recipes/sources.yml", description="YAML source declarations.")
+    recipes: RecipesResource
 
     def sources(self) -> dict[str, SourceSpec]:
-        return load_sources(Path(self.sources_file))
+        return self.recipes.sources()
 
     def complete_drops(self) -> tuple[list[Drop], list[str]]:
         """Complete drops in arrival order, and a message for each folder refused for its name."""
@@ -30,7 +31,7 @@ class DropsResource(dg.ConfigurableResource):
         sources = self.sources()
         if drop.source not in sources:
             raise ValueError(
-                f"drop {partition_key}: source {drop.source!r} is not declared in {self.sources_file}; "
+                f"drop {partition_key}: source {drop.source!r} is not declared in {self.recipes.folder}/sources.yml; "
                 f"declared: {sorted(sources)}"
             )
         if not (drop.path / COMPLETE_MARKER).is_file():

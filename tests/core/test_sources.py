@@ -1,6 +1,7 @@
 import pytest
 
-from curation_dag.core.sources import DEFAULT_MAX_TEXT_BYTES, RecipeError, load_sources
+from curation_dag.core.recipe_files import RecipeError
+from curation_dag.core.sources import DEFAULT_MAX_TEXT_BYTES, load_sources
 from tests.conftest import SOURCES_FILE
 
 

@@ -1,0 +1,242 @@
+"""Dedup: MinHash signatures per drop; exact and near duplicates absorbed drop by drop, in arrival order."""
+
+import time
+
+import dagster as dg
+import polars as pl
+
+from curation_dag.assets.ingest import raw_documents
+from curation_dag.assets.metadata import file_digest, markdown_table
+from curation_dag.checks.sql import sql_check
+from curation_dag.core.dedup_config import RateBand
+from curation_dag.core.dedup_store import Ledger, SettingsChanged, absorb_exact, absorb_near
+from curation_dag.core.minhash import read_signatures, sign_file
+from curation_dag.partitions import drops_partitions
+from curation_dag.resources import RecipesResource, StorageResource
+
+LARGEST_GROUPS = 5
+
+
+@dg.asset(
+    partitions_def=drops_partitions,
+    deps=[raw_documents],
+    group_name="dedup",
+    kinds={"numpy", "parquet"},
+    code_version="1",
+)
+def minhash_signatures(
+    context: dg.AssetExecutionContext, storage: StorageResource, recipes: RecipesResource
+) -> dg.MaterializeResult:
+    """MinHash signatures and LSH band keys of every document of one drop."""
+    config = recipes.dedup().minhash
+    documents = storage.asset_dir("raw_documents", context.partition_key) / "documents.parquet"
+    signatures = storage.asset_dir("minhash_signatures", context.partition_key) / "signatures.parquet"
+    started = time.perf_counter()
+    count = sign_file(documents, signatures, config)
+    seconds = time.perf_counter() - started
+    bands, rows = config.band_shape()
+    return dg.MaterializeResult(
+        metadata={
+            "documents": count,
+            "docs_per_second": round(count / seconds, 1) if seconds else None,
+            "bands_x_rows": f"{bands} x {rows}",
+            "settings": dg.MetadataValue.json(config.model_dump()),
+            "signatures": dg.MetadataValue.path(str(signatures)),
+        },
+        data_version=dg.DataVersion(file_digest(signatures)),
+    )
+
+
+def _check_specs(asset: str) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            "duplicate_of_is_kept_and_earlier",
+            asset=asset,
+            blocking=True,
+            description="Every duplicate_of names a kept document that arrived earlier.",
+        ),
+        dg.AssetCheckSpec(
+            "no_self_duplicates", asset=asset, blocking=True, description="No document duplicates itself."
+        ),
+        dg.AssetCheckSpec(
+            "duplicate_rate_within_band",
+            asset=asset,
+            description="Each new drop's duplicate rate is inside the band of dedup.yml (a warning).",
+        ),
+    ]
+
+
+def _pending_drops(context: dg.AssetExecutionContext, upstream: dg.AssetKey, absorbed: list[str]) -> list[str]:
+    """Drops in arrival order whose upstream partition exists and that are not absorbed yet."""
+    ready = context.instance.get_materialized_partitions(upstream)
+    done = set(absorbed)
+    return [
+        key
+        for key in context.instance.get_dynamic_partitions(drops_partitions.name)
+        if key in ready and key not in done
+    ]
+
+
+def _result(
+    asset: str, ledger: Ledger, new: pl.DataFrame, band: RateBand, storage: StorageResource
+) -> dg.MaterializeResult:
+    """Metadata and checks shared by exact and near duplicates; checks cover the newly absorbed drops."""
+    everything = [str(p) for p in ledger.decisions()]
+    rates = pl.DataFrame(
+        [
+            {
+                "drop": e["key"],
+                "documents": e["documents"],
+                "duplicates": e["duplicates"],
+                "rate": round(e["duplicates"] / e["documents"], 4) if e["documents"] else 0.0,
+            }
+            for e in ledger.drops
+        ],  # fmt: skip
+        schema={"drop": pl.String, "documents": pl.Int64, "duplicates": pl.Int64, "rate": pl.Float64},
+    )
+    new_rates = rates.filter(pl.col("drop").is_in(new["drop"].unique().to_list()))
+    checks = [
+        sql_check(
+            asset,
+            "duplicate_of_is_kept_and_earlier",
+            "SELECT d.doc_id, d.duplicate_of FROM new d LEFT JOIN decisions k ON k.doc_id = d.duplicate_of"
+            " WHERE d.duplicate_of IS NOT NULL"
+            " AND (k.doc_id IS NULL OR k.duplicate_of IS NOT NULL OR k.ordinal >= d.ordinal)",
+            new=new,
+            decisions=everything,
+        ),
+        sql_check(asset, "no_self_duplicates", "SELECT doc_id FROM new WHERE duplicate_of = doc_id", new=new),
+        sql_check(
+            asset,
+            "duplicate_rate_within_band",
+            f"SELECT * FROM rates WHERE rate < {band.low} OR rate > {band.high}",
+            severity=dg.AssetCheckSeverity.WARN,
+            rates=new_rates,
+        ),
+    ]
+    by_source = (
+        pl.scan_parquet(everything)
+        .group_by("source")
+        .agg(pl.len().alias("documents"), pl.col("duplicate_of").is_not_null().sum().alias("duplicates"))
+        .with_columns((pl.col("duplicates") / pl.col("documents")).round(4).alias("rate"))
+        .sort("source")
+        .collect()
+        if everything
+        else pl.DataFrame()
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "absorbed_now": dg.MetadataValue.json(new["drop"].unique(maintain_order=True).to_list()),
+            "drops_absorbed": len(ledger.drops),
+            "duplicates_now": int(new["duplicate_of"].is_not_null().sum()),
+            "by_drop": dg.MetadataValue.md(markdown_table(rates)),
+            "by_source": dg.MetadataValue.md(markdown_table(by_source)),
+            "largest_groups": dg.MetadataValue.md(_largest_groups(everything, storage)),
+            "decisions": dg.MetadataValue.path(str(ledger.folder / "decisions")),
+        },
+        data_version=dg.DataVersion(ledger.digest()),
+        check_results=checks,
+    )
+
+
+def _largest_groups(decisions: list[str], storage: StorageResource) -> str:
+    """The kept documents with the most duplicates, with a preview of their text."""
+    if not decisions:
+        return "no drops absorbed yet"
+    groups = (
+        pl.scan_parquet(decisions)
+        .filter(pl.col("duplicate_of").is_not_null())
+        .group_by("duplicate_of", "duplicate_of_drop")
+        .agg(pl.len().alias("duplicates"))
+        .sort("duplicates", "duplicate_of", descending=[True, False])
+        .head(LARGEST_GROUPS)
+        .collect()
+    )
+    previews = []
+    for doc_id, drop in groups.select("duplicate_of", "duplicate_of_drop").iter_rows():
+        documents = storage.asset_dir("raw_documents", drop) / "documents.parquet"
+        text = pl.scan_parquet(documents).filter(pl.col("doc_id") == doc_id).select("text").collect()
+        previews.append(text["text"][0][:100] if text.height else "")
+    return markdown_table(
+        groups.select("duplicate_of", "duplicates").with_columns(pl.Series("preview", previews, dtype=pl.String))
+    )
+
+
+@dg.asset(
+    deps=[raw_documents],
+    group_name="dedup",
+    kinds={"polars", "parquet"},
+    code_version="1",
+    check_specs=_check_specs("exact_duplicates"),
+)
+def exact_duplicates(
+    context: dg.AssetExecutionContext, storage: StorageResource, recipes: RecipesResource
+) -> dg.MaterializeResult:
+    """Identical texts across all drops, absorbed in arrival order; the earliest copy is kept."""
+    folder = storage.asset_dir("exact_duplicates")
+    absorbed = []
+    for key in _pending_drops(context, raw_documents.key, Ledger(folder).keys):
+        documents = pl.read_parquet(
+            storage.asset_dir("raw_documents", key) / "documents.parquet", columns=["doc_id", "source", "content_hash"]
+        )
+        absorbed.append(absorb_exact(folder, key, documents))
+        context.log.info(f"absorbed {key}: {absorbed[-1]['duplicate_of'].is_not_null().sum()} exact duplicates")
+    new = (
+        pl.concat(absorbed)
+        if absorbed
+        else pl.DataFrame(
+            schema={"doc_id": pl.String, "ordinal": pl.Int64, "drop": pl.String, "duplicate_of": pl.String}
+        )
+    )
+    return _result("exact_duplicates", Ledger(folder), new, recipes.dedup().exact_rate, storage)
+
+
+@dg.asset(
+    deps=[minhash_signatures, exact_duplicates],
+    group_name="dedup",
+    kinds={"numpy", "polars"},
+    code_version="1",
+    check_specs=_check_specs("near_duplicates"),
+)
+def near_duplicates(
+    context: dg.AssetExecutionContext, storage: StorageResource, recipes: RecipesResource
+) -> dg.MaterializeResult:
+    """Near-duplicate texts (MinHash LSH, verified Jaccard) across all drops; the earliest is kept."""
+    config = recipes.dedup()
+    exact = Ledger(storage.asset_dir("exact_duplicates"))
+    folder = storage.asset_dir("near_duplicates")
+    near = Ledger(folder)
+    if near.keys != exact.keys[: len(near.keys)]:
+        raise dg.Failure(description=f"{folder} does not follow exact_duplicates' drop order; delete it to rebuild")
+    signed = context.instance.get_materialized_partitions(minhash_signatures.key)
+    absorbed = []
+    for entry in exact.drops[len(near.drops) :]:
+        if entry["key"] not in signed:
+            break  # near duplicates follow arrival order strictly: later drops wait for this one
+        kept = pl.read_parquet(exact.decisions(entry)).filter(pl.col("duplicate_of").is_null())
+        path = storage.asset_dir("minhash_signatures", entry["key"]) / "signatures.parquet"
+        signed_docs, signatures, band_keys = read_signatures(path, kept["doc_id"])
+        eligible = (signed_docs["n_shingles"] > 0).to_numpy()
+        try:
+            absorbed.append(
+                absorb_near(
+                    folder,
+                    entry["key"],
+                    kept.filter(pl.Series(eligible)).select("doc_id", "ordinal", "source"),
+                    signatures[eligible],
+                    band_keys[eligible],
+                    config.minhash.threshold,
+                    prefix=entry["index"],
+                    settings=str(config.minhash),
+                )
+            )
+        except SettingsChanged as error:
+            raise dg.Failure(description=str(error)) from None
+    new = (
+        pl.concat(absorbed)
+        if absorbed
+        else pl.DataFrame(
+            schema={"doc_id": pl.String, "ordinal": pl.Int64, "drop": pl.String, "duplicate_of": pl.String}
+        )
+    )
+    return _result("near_duplicates", Ledger(folder), new, config.near_rate, storage)
