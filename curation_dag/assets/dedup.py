@@ -15,6 +15,11 @@ from curation_dag.partitions import drops_partitions
 from curation_dag.resources import RecipesResource, StorageResource
 
 LARGEST_GROUPS = 5
+# Violations: a duplicate whose duplicate_of is unknown, itself a duplicate, or not earlier.
+KEPT_AND_EARLIER = """
+SELECT d.doc_id, d.duplicate_of FROM new d LEFT JOIN decisions k ON k.doc_id = d.duplicate_of
+WHERE d.duplicate_of IS NOT NULL AND (k.doc_id IS NULL OR k.duplicate_of IS NOT NULL OR k.ordinal >= d.ordinal)
+"""
 
 
 @dg.asset(
@@ -99,9 +104,7 @@ def _result(
         sql_check(
             asset,
             "duplicate_of_is_kept_and_earlier",
-            "SELECT d.doc_id, d.duplicate_of FROM new d LEFT JOIN decisions k ON k.doc_id = d.duplicate_of"
-            " WHERE d.duplicate_of IS NOT NULL"
-            " AND (k.doc_id IS NULL OR k.duplicate_of IS NOT NULL OR k.ordinal >= d.ordinal)",
+            KEPT_AND_EARLIER,
             new=new,
             decisions=everything,
         ),

@@ -217,5 +217,7 @@ def _identities(ledger: Ledger, documents: pl.DataFrame, wanted: np.ndarray) -> 
     earlier = ledger.scan_decisions()
     if earlier is not None:
         wanted = pl.Series(np.unique(wanted))
-        frames.append(earlier.filter(pl.col("ordinal").is_in(wanted)).select("ordinal", "doc_id", "drop").collect())
+        frames.append(
+            earlier.filter(pl.col("ordinal").is_in(wanted.implode())).select("ordinal", "doc_id", "drop").collect()
+        )
     return pl.concat(frames).unique("ordinal")
