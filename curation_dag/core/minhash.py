@@ -13,6 +13,7 @@ All hashing is our own and fixed, so signatures stay comparable across drops and
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Literal
 
@@ -182,21 +183,64 @@ def sign(texts: pl.Series, config: MinHashConfig) -> tuple[np.ndarray, np.ndarra
     return signatures.astype(np.uint32), counts
 
 
-def _densify(signatures: np.ndarray, has_shingles: np.ndarray, seed: int) -> None:
-    """Fill each empty bin from the first non-empty bin of a seeded probe sequence of bins.
+# Documents with at most this many non-empty bins are densified by ranking their non-empty bins
+# (cost (k - m) x m); denser ones by walking the probe order (expected k / m steps per empty bin).
+SPARSE_BINS = 32
+_SPARSE_CHUNK = 4096
 
-    The sequence depends only on the bin and the attempt, never on the document: that is what
-    makes the filled bins of two documents agree with probability equal to their Jaccard.
+
+@functools.cache
+def _probe_order(bins: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per bin j, a seeded permutation of all bins (`order[j]`) and each bin's place in it (`rank[j]`)."""
+    order = np.argsort(np.random.default_rng([seed, 0xD3A5]).random((bins, bins)), axis=1)
+    rank = np.empty((bins, bins + 1), dtype=np.int16)
+    np.put_along_axis(rank, order, np.arange(bins)[None, :].repeat(bins, axis=0), axis=1)
+    rank[:, bins] = bins  # the padding bin ranks after every real one
+    return order, rank
+
+
+def _densify(signatures: np.ndarray, has_shingles: np.ndarray, seed: int, sparse_bins: int = SPARSE_BINS) -> None:
+    """Fill each empty bin j from the first non-empty bin in j's probe order.
+
+    The order depends only on the bin, never on the document: that is what makes the filled bins
+    of two documents agree with probability equal to their Jaccard (Shrivastava, ICML 2017). The
+    order is a permutation, so the probe always ends within `num_perm` steps.
     """
     empty = signatures == _EMPTY
-    rows, columns = np.nonzero(empty & has_shingles[:, None])
-    k = signatures.shape[1]
-    probes = np.random.default_rng([seed, 0xD3A5]).integers
-    while rows.size:
-        candidates = probes(0, k, size=k)[columns]
+    bins = signatures.shape[1]
+    order, rank = _probe_order(bins, seed)
+    filled = bins - empty.sum(axis=1)
+    needs = has_shingles & (filled < bins)
+    sparse = np.flatnonzero(needs & (filled <= sparse_bins))
+    width = 1 << np.ceil(np.log2(np.maximum(filled[sparse], 1))).astype(np.int64)  # group by padded width
+    for padded in np.unique(width):
+        group = sparse[width == padded]
+        for chunk in np.array_split(group, -(-len(group) // _SPARSE_CHUNK)):
+            _densify_sparse(signatures, empty, chunk, int(padded), rank)
+    dense = np.flatnonzero(needs & (filled > sparse_bins))
+    rows, columns = np.nonzero(empty[dense])
+    rows = dense[rows]
+    for step in range(bins):
+        if not rows.size:
+            break
+        candidates = order[columns, step]
         found = ~empty[rows, candidates]
         signatures[rows[found], columns[found]] = signatures[rows[found], candidates[found]]
         rows, columns = rows[~found], columns[~found]
+
+
+def _densify_sparse(signatures: np.ndarray, empty: np.ndarray, chunk: np.ndarray, width: int, rank: np.ndarray) -> None:
+    """For documents with at most `width` non-empty bins: each empty bin takes the non-empty bin of
+    smallest rank in its probe order."""
+    bins = signatures.shape[1]
+    rows, columns = np.nonzero(~empty[chunk])
+    slot = np.arange(len(rows)) - np.searchsorted(rows, rows)  # position of each bin within its row
+    candidates = np.full((len(chunk), width), bins)
+    candidates[rows, slot] = columns
+    ranks = rank[np.arange(bins)[None, :, None], candidates[:, None, :]]  # documents x bins x candidates
+    source = np.take_along_axis(candidates, ranks.argmin(axis=2), axis=1)
+    own = signatures[chunk]
+    signatures[chunk] = np.where(empty[chunk], np.take_along_axis(own, source, axis=1), own)
 
 
 def band_keys(signatures: np.ndarray, bands: int, rows: int, seed: int) -> np.ndarray:
@@ -240,6 +284,14 @@ def sign_file(documents: Path, out: Path, config: MinHashConfig, batch_bytes: in
                 writer.write_table(pa.Table.from_arrays(columns, schema=schema))
                 count += end - start
     return count
+
+
+def sign_all(texts: pl.Series, config: MinHashConfig, batch_bytes: int = BATCH_BYTES) -> tuple[np.ndarray, np.ndarray]:
+    """`sign` over slices of about `batch_bytes` of text each, which bounds the working memory."""
+    parts = [sign(texts[start:end], config) for start, end in _slices(texts.str.len_bytes().to_list(), batch_bytes)]
+    if not parts:
+        return np.zeros((0, config.num_perm), dtype=np.uint32), np.zeros(0, dtype=np.int64)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def _slices(sizes: list[int], budget: int) -> list[tuple[int, int]]:

@@ -120,3 +120,17 @@ def test_sign_file_round_trip(tmp_path):
     frame, signatures, keys = read_signatures(tmp_path / "signatures.parquet", pl.Series(["d3", "d0"]))
     expected, _ = sign(pl.Series([texts[3], texts[0]]), CONFIG)
     assert frame["doc_id"].to_list() == ["d3", "d0"] and (signatures == expected).all() and keys.shape == (2, 25)
+
+
+def test_both_densification_paths_fill_bins_identically():
+    from curation_dag.core.minhash import _EMPTY, _densify
+
+    rng = np.random.default_rng(11)
+    values = rng.integers(0, 2**32, size=(400, 128), dtype=np.uint64)
+    filled = rng.integers(1, 129, size=400)
+    values[np.arange(128)[None, :] >= filled[:, None]] = _EMPTY  # vary how many bins are filled
+    values = np.take_along_axis(values, rng.permuted(np.tile(np.arange(128), (400, 1)), axis=1), axis=1)
+    ranked, walked = values.copy(), values.copy()
+    _densify(ranked, np.ones(400, dtype=bool), seed=1, sparse_bins=128)
+    _densify(walked, np.ones(400, dtype=bool), seed=1, sparse_bins=0)
+    assert (ranked == walked).all() and not (ranked == _EMPTY).any()
