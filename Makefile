@@ -28,7 +28,10 @@ lint: $(VENV)/installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 benchmarks: $(VENV)/installed  ## needs ../shared/data
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(BIN)/python benchmarks/ingest.py
+	taskset -c 0 env POLARS_MAX_THREADS=1 $(BIN)/python benchmarks/minhash.py
+	$(BIN)/python benchmarks/incremental_dedup.py
 
 clean:
 	rm -rf .curation
