@@ -86,7 +86,7 @@ def _result(
     asset: str, ledger: Ledger, new: pl.DataFrame, band: RateBand, storage: StorageResource
 ) -> dg.MaterializeResult:
     """Metadata and checks shared by exact and near duplicates; checks cover the newly absorbed drops."""
-    everything = [str(p) for p in ledger.decisions()]
+    everything = [str(p) for p in ledger.decision_files()]
     rates = pl.DataFrame(
         [
             {
@@ -96,7 +96,7 @@ def _result(
                 "rate": round(e["duplicates"] / e["documents"], 4) if e["documents"] else 0.0,
             }
             for e in ledger.drops
-        ],  # fmt: skip
+        ],
         schema={"drop": pl.String, "documents": pl.Int64, "duplicates": pl.Int64, "rate": pl.Float64},
     )
     new_rates = rates.filter(pl.col("drop").is_in(new["drop"].unique().to_list()))
@@ -117,15 +117,18 @@ def _result(
             rates=new_rates,
         ),
     ]
-    by_source = (
-        pl.scan_parquet(everything)
-        .group_by("source")
-        .agg(pl.len().alias("documents"), pl.col("duplicate_of").is_not_null().sum().alias("duplicates"))
-        .with_columns((pl.col("duplicates") / pl.col("documents")).round(4).alias("rate"))
-        .sort("source")
-        .collect()
-        if everything
-        else pl.DataFrame()
+    by_source: dict[str, list[int]] = {}
+    for entry in ledger.drops:
+        for source, (documents, duplicates) in entry["by_source"].items():
+            totals = by_source.setdefault(source, [0, 0])
+            totals[0] += documents
+            totals[1] += duplicates
+    sources = pl.DataFrame(
+        [
+            {"source": s, "documents": n, "duplicates": d, "rate": round(d / n, 4)}
+            for s, (n, d) in sorted(by_source.items())
+        ],
+        schema={"source": pl.String, "documents": pl.Int64, "duplicates": pl.Int64, "rate": pl.Float64},
     )
     return dg.MaterializeResult(
         metadata={
@@ -133,7 +136,7 @@ def _result(
             "drops_absorbed": len(ledger.drops),
             "duplicates_now": int(new["duplicate_of"].is_not_null().sum()),
             "by_drop": dg.MetadataValue.md(markdown_table(rates)),
-            "by_source": dg.MetadataValue.md(markdown_table(by_source)),
+            "by_source": dg.MetadataValue.md(markdown_table(sources)),
             "largest_groups": dg.MetadataValue.md(_largest_groups(everything, storage)),
             "decisions": dg.MetadataValue.path(str(ledger.folder / "decisions")),
         },
@@ -216,7 +219,7 @@ def near_duplicates(
     for entry in exact.drops[len(near.drops) :]:
         if entry["key"] not in signed:
             break  # near duplicates follow arrival order strictly: later drops wait for this one
-        kept = pl.read_parquet(exact.decisions(entry)).filter(pl.col("duplicate_of").is_null())
+        kept = pl.read_parquet(exact.decision_file(entry["key"])).filter(pl.col("duplicate_of").is_null())
         path = storage.asset_dir("minhash_signatures", entry["key"]) / "signatures.parquet"
         signed_docs, signatures, band_keys = read_signatures(path, kept["doc_id"])
         eligible = (signed_docs["n_shingles"] > 0).to_numpy()

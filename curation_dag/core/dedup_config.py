@@ -26,9 +26,6 @@ class RateBand(BaseModel):
             raise ValueError(f"low ({self.low}) is above high ({self.high})")
         return self
 
-    def contains(self, rate: float) -> bool:
-        return self.low <= rate <= self.high
-
 
 class DedupConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -44,12 +44,21 @@ class Ledger:
     def keys(self) -> list[str]:
         return [entry["key"] for entry in self.drops]
 
-    def decisions(self, entry: dict | None = None) -> Path | list[Path]:
-        if entry is None:
-            return [self.decisions(e) for e in self.drops]
-        return self.folder / "decisions" / f"{entry['key']}.parquet"
+    def decision_file(self, key: str) -> Path:
+        return self.folder / "decisions" / f"{key}.parquet"
 
-    def commit(self, entry: dict) -> None:
+    def decision_files(self) -> list[Path]:
+        return [self.decision_file(entry["key"]) for entry in self.drops]
+
+    def commit(self, entry: dict, decisions: pl.DataFrame) -> None:
+        """Record an absorbed drop, with its counts by source, once its files are in place."""
+        counts = decisions.group_by("source").agg(pl.len(), pl.col("duplicate_of").is_not_null().sum())
+        entry = {
+            **entry,
+            "documents": decisions.height,
+            "duplicates": int(decisions["duplicate_of"].is_not_null().sum()),
+            "by_source": {source: [int(n), int(d)] for source, n, d in counts.sort("source").iter_rows()},
+        }
         self.drops.append(entry)
         with atomic_path(self.folder / LEDGER) as temporary:
             temporary.write_text(json.dumps({"drops": self.drops}, indent=1))
@@ -59,7 +68,7 @@ class Ledger:
         return hashlib.sha256(json.dumps(self.drops, sort_keys=True).encode()).hexdigest()[:24]
 
     def scan_decisions(self) -> pl.LazyFrame | None:
-        paths = self.decisions()
+        paths = self.decision_files()
         return pl.scan_parquet(paths) if paths else None
 
 
@@ -113,9 +122,8 @@ def absorb_exact(folder: Path, key: str, documents: pl.DataFrame) -> pl.DataFram
         )
         .sort("ordinal")
     )
-    entry = {"key": key, "index": index, "documents": decisions.height}
-    _write(decisions, ledger.decisions(entry))
-    ledger.commit({**entry, "duplicates": int(decisions["duplicate_of"].is_not_null().sum())})
+    _write(decisions, ledger.decision_file(key))
+    ledger.commit({"key": key, "index": index}, decisions)
     return decisions
 
 
@@ -187,9 +195,8 @@ def absorb_near(
     _write(
         pl.DataFrame({"band_key": band_keys.ravel(), "ordinal": np.repeat(ordinal, per_doc)}), state / "bands.parquet"
     )
-    entry = {"key": key, "prefix": prefix, "settings": settings, "documents": decisions.height}
-    _write(decisions, ledger.decisions(entry))
-    ledger.commit({**entry, "duplicates": int(duplicate.sum())})
+    _write(decisions, ledger.decision_file(key))
+    ledger.commit({"key": key, "prefix": prefix, "settings": settings}, decisions)
     return decisions
 
 
