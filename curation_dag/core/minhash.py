@@ -100,6 +100,15 @@ def _constants(seed: int, count: int, salt: int) -> np.ndarray:
 _powers_cache: list[np.ndarray] = []
 
 
+def _power_table(base: int, size: int, block: int = 4096) -> np.ndarray:
+    """base**i modulo 2**64 for i < size, as an outer product of two short cumulative products."""
+    low = np.cumprod(np.full(block, base, dtype=np.uint64))
+    high = np.cumprod(np.full(-(-size // block), pow(base, block, 2**64), dtype=np.uint64))
+    one = np.ones(1, dtype=np.uint64)
+    low, high = np.concatenate((one, low[:-1])), np.concatenate((one, high[:-1]))
+    return (high[:, None] * low[None, :]).ravel()[:size]
+
+
 def _powers(size: int) -> tuple[np.ndarray, np.ndarray]:
     """BASE**i and BASE**-i modulo 2**64 for i < size (numpy's uint64 products wrap modulo 2**64).
 
@@ -107,11 +116,7 @@ def _powers(size: int) -> tuple[np.ndarray, np.ndarray]:
     byte of the largest batch.
     """
     if not _powers_cache or len(_powers_cache[0]) < size:
-        inverse = np.uint64(pow(int(_BASE), -1, 2**64))
-        forward = np.cumprod(np.full(size, _BASE, dtype=np.uint64))
-        backward = np.cumprod(np.full(size, inverse, dtype=np.uint64))
-        one = np.ones(1, dtype=np.uint64)
-        _powers_cache[:] = [np.concatenate((one, forward[:-1])), np.concatenate((one, backward[:-1]))]
+        _powers_cache[:] = [_power_table(int(_BASE), size), _power_table(pow(int(_BASE), -1, 2**64), size)]
     return _powers_cache[0], _powers_cache[1]
 
 
