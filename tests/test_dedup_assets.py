@@ -100,3 +100,17 @@ def test_the_kept_and_earlier_check_catches_bad_decisions(tmp_path):
         "near_duplicates", "duplicate_of_is_kept_and_earlier", KEPT_AND_EARLIER, new=new, decisions=str(history)
     )
     assert not result.passed and result.metadata["violations"].value == 3  # e: dup of a dup, f: unknown, g: later
+
+
+def test_signing_a_drop_that_was_not_ingested_says_what_to_do(instance, tmp_path):
+    instance.add_dynamic_partitions("drops", ["licenses/2026-11-01"])
+    result = dg.materialize(
+        [minhash_signatures],
+        partition_key="licenses/2026-11-01",
+        instance=instance,
+        resources=resources(tmp_path),
+        raise_on_error=False,
+    )
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.user_failure_data.description
+    assert "materialize raw_documents for drop licenses/2026-11-01 first" in message
