@@ -16,6 +16,7 @@ from curation_dag.partitions import drops_partitions
 from curation_dag.resources import RecipesResource, StorageResource
 
 LARGEST_GROUPS = 5
+_DECISION_KEYS = {"doc_id": pl.String, "ordinal": pl.Int64, "drop": pl.String, "duplicate_of": pl.String}
 # Violations: a duplicate whose duplicate_of is unknown, itself a duplicate, or not earlier.
 KEPT_AND_EARLIER = """
 SELECT d.doc_id, d.duplicate_of FROM new d LEFT JOIN decisions k ON k.doc_id = d.duplicate_of
@@ -92,9 +93,10 @@ def _pending_drops(context: dg.AssetExecutionContext, upstream: dg.AssetKey, abs
 
 
 def _result(
-    asset: str, ledger: Ledger, new: pl.DataFrame, band: RateBand, storage: StorageResource
+    asset: str, ledger: Ledger, absorbed: list[pl.DataFrame], band: RateBand, storage: StorageResource
 ) -> dg.MaterializeResult:
     """Metadata and checks shared by exact and near duplicates; checks cover the newly absorbed drops."""
+    new = pl.concat(absorbed) if absorbed else pl.DataFrame(schema=_DECISION_KEYS)
     everything = [str(p) for p in ledger.decision_files()]
     rates = pl.DataFrame(
         [
@@ -197,14 +199,7 @@ def exact_duplicates(
         )
         absorbed.append(absorb_exact(folder, key, documents))
         context.log.info(f"absorbed {key}: {absorbed[-1]['duplicate_of'].is_not_null().sum()} exact duplicates")
-    new = (
-        pl.concat(absorbed)
-        if absorbed
-        else pl.DataFrame(
-            schema={"doc_id": pl.String, "ordinal": pl.Int64, "drop": pl.String, "duplicate_of": pl.String}
-        )
-    )
-    return _result("exact_duplicates", Ledger(folder), new, recipes.dedup().exact_rate, storage)
+    return _result("exact_duplicates", Ledger(folder), absorbed, recipes.dedup().exact_rate, storage)
 
 
 @dg.asset(
@@ -248,11 +243,4 @@ def near_duplicates(
             )
         except SettingsChanged as error:
             raise dg.Failure(description=str(error)) from None
-    new = (
-        pl.concat(absorbed)
-        if absorbed
-        else pl.DataFrame(
-            schema={"doc_id": pl.String, "ordinal": pl.Int64, "drop": pl.String, "duplicate_of": pl.String}
-        )
-    )
-    return _result("near_duplicates", Ledger(folder), new, config.near_rate, storage)
+    return _result("near_duplicates", Ledger(folder), absorbed, config.near_rate, storage)
