@@ -10,7 +10,7 @@ from curation_dag.assets.ingest import raw_documents
 from curation_dag.assets.metadata import file_digest, markdown_table
 from curation_dag.checks.sql import sql_check
 from curation_dag.core.dedup_config import RateBand
-from curation_dag.core.dedup_store import Ledger, SettingsChanged, absorb_exact, absorb_near
+from curation_dag.core.dedup_store import Ledger, SettingsChanged, absorb_exact, absorb_near, exclusive
 from curation_dag.core.minhash import read_signatures, sign_file
 from curation_dag.partitions import drops_partitions
 from curation_dag.resources import RecipesResource, StorageResource
@@ -184,6 +184,7 @@ def _largest_groups(decisions: list[str], storage: StorageResource) -> str:
     group_name="dedup",
     kinds={"polars", "parquet"},
     code_version="1",
+    pool="dedup_state",
     check_specs=_check_specs("exact_duplicates"),
 )
 def exact_duplicates(
@@ -192,13 +193,14 @@ def exact_duplicates(
     """Identical texts across all drops, absorbed in arrival order; the earliest copy is kept."""
     folder = storage.asset_dir("exact_duplicates")
     absorbed = []
-    for key in _pending_drops(context, raw_documents.key, Ledger(folder).keys):
-        documents = pl.read_parquet(
-            _upstream_file(storage, "raw_documents", key, "documents.parquet"),
-            columns=["doc_id", "source", "content_hash"],
-        )
-        absorbed.append(absorb_exact(folder, key, documents))
-        context.log.info(f"absorbed {key}: {absorbed[-1]['duplicate_of'].is_not_null().sum()} exact duplicates")
+    with exclusive(folder):
+        for key in _pending_drops(context, raw_documents.key, Ledger(folder).keys):
+            documents = pl.read_parquet(
+                _upstream_file(storage, "raw_documents", key, "documents.parquet"),
+                columns=["doc_id", "source", "content_hash"],
+            )
+            absorbed.append(absorb_exact(folder, key, documents))
+            context.log.info(f"absorbed {key}: {absorbed[-1]['duplicate_of'].is_not_null().sum()} exact duplicates")
     return _result("exact_duplicates", Ledger(folder), absorbed, recipes.dedup().exact_rate, storage)
 
 
@@ -207,6 +209,7 @@ def exact_duplicates(
     group_name="dedup",
     kinds={"numpy", "polars"},
     code_version="1",
+    pool="dedup_state",
     check_specs=_check_specs("near_duplicates"),
 )
 def near_duplicates(
@@ -216,31 +219,32 @@ def near_duplicates(
     config = recipes.dedup()
     exact = Ledger(storage.asset_dir("exact_duplicates"))
     folder = storage.asset_dir("near_duplicates")
-    near = Ledger(folder)
-    if near.keys != exact.keys[: len(near.keys)]:
-        raise dg.Failure(description=f"{folder} does not follow exact_duplicates' drop order; delete it to rebuild")
-    signed = context.instance.get_materialized_partitions(minhash_signatures.key)
-    absorbed = []
-    for entry in exact.drops[len(near.drops) :]:
-        if entry["key"] not in signed:
-            break  # near duplicates follow arrival order strictly: later drops wait for this one
-        kept = pl.read_parquet(exact.decision_file(entry["key"])).filter(pl.col("duplicate_of").is_null())
-        path = _upstream_file(storage, "minhash_signatures", entry["key"], "signatures.parquet")
-        signed_docs, signatures, band_keys = read_signatures(path, kept["doc_id"])
-        eligible = (signed_docs["n_shingles"] > 0).to_numpy()
-        try:
-            absorbed.append(
-                absorb_near(
-                    folder,
-                    entry["key"],
-                    kept.filter(pl.Series(eligible)).select("doc_id", "ordinal", "source"),
-                    signatures[eligible],
-                    band_keys[eligible],
-                    config.minhash.threshold,
-                    prefix=entry["index"],
-                    settings=str(config.minhash),
+    with exclusive(folder):
+        near = Ledger(folder)
+        if near.keys != exact.keys[: len(near.keys)]:
+            raise dg.Failure(description=f"{folder} does not follow exact_duplicates' drop order; delete it to rebuild")
+        signed = context.instance.get_materialized_partitions(minhash_signatures.key)
+        absorbed = []
+        for entry in exact.drops[len(near.drops) :]:
+            if entry["key"] not in signed:
+                break  # near duplicates follow arrival order strictly: later drops wait for this one
+            kept = pl.read_parquet(exact.decision_file(entry["key"])).filter(pl.col("duplicate_of").is_null())
+            path = _upstream_file(storage, "minhash_signatures", entry["key"], "signatures.parquet")
+            signed_docs, signatures, band_keys = read_signatures(path, kept["doc_id"])
+            eligible = (signed_docs["n_shingles"] > 0).to_numpy()
+            try:
+                absorbed.append(
+                    absorb_near(
+                        folder,
+                        entry["key"],
+                        kept.filter(pl.Series(eligible)).select("doc_id", "ordinal", "source"),
+                        signatures[eligible],
+                        band_keys[eligible],
+                        config.minhash.threshold,
+                        prefix=entry["index"],
+                        settings=str(config.minhash),
+                    )
                 )
-            )
-        except SettingsChanged as error:
-            raise dg.Failure(description=str(error)) from None
+            except SettingsChanged as error:
+                raise dg.Failure(description=str(error)) from None
     return _result("near_duplicates", Ledger(folder), absorbed, config.near_rate, storage)

@@ -8,8 +8,11 @@ earlier text. Files of a drop missing from the ledger (a crash mid-absorb) are s
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +73,15 @@ class Ledger:
     def scan_decisions(self) -> pl.LazyFrame | None:
         paths = self.decision_files()
         return pl.scan_parquet(paths) if paths else None
+
+
+@contextlib.contextmanager
+def exclusive(folder: Path) -> Iterator[None]:
+    """Hold the folder's lock: two runs absorbing at once would both append the same drop."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with open(Path(folder) / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _write(frame: pl.DataFrame, path: Path) -> None:
