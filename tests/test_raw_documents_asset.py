@@ -86,6 +86,39 @@ def test_a_bad_drop_is_accounted_for_row_by_row(instance, tmp_path):
     assert accounting.passed and accounting.metadata["quarantined"].value == 4
 
 
+def test_every_bad_input_class_is_quarantined_through_dagster(instance, tmp_path, bad_drop):
+    (tmp_path / "sources.yml").write_text(
+        "sources:\n  - name: crafted\n    id_field: id\n    metadata_fields: [lang]\n    max_text_bytes: 1000\n"
+    )
+    result = materialize(instance, "crafted/d1", bad_drop.parent.parent, tmp_path / "out", tmp_path)
+
+    assert result.success
+    metadata = result.asset_materializations_for_node("raw_documents")[0].metadata
+    reasons = {r["reason"]: r["rows"] for r in metadata["quarantined_by_reason"].value}
+    assert reasons == {
+        "malformed_json": 2,
+        "invalid_utf8": 1,
+        "missing_text": 2,
+        "non_string_text": 1,
+        "empty_text": 1,
+        "text_too_large": 1,
+        "duplicate_id": 1,
+        "blank_line": 1,
+        "invalid_id": 2,
+        "truncated_file": 1,
+        "missing_text_column": 3,
+        "unknown_file_type": 1,
+        "unreadable_file": 1,
+    }
+    accepted, quarantined = metadata["accepted"].value, metadata["quarantined"].value
+    assert quarantined == sum(reasons.values()) and metadata["input_rows"].value == accepted + quarantined
+    documents = pl.read_parquet(tmp_path / "out" / "raw_documents" / "crafted" / "d1" / "documents.parquet")
+    per_shard = dict(documents.group_by("shard").len().iter_rows())
+    assert accepted == documents.height and 0 < per_shard.pop("b.jsonl.gz") < 40  # the lines before the cut
+    assert per_shard == {"a.jsonl": 2, "e.jsonl.zst": 2, "f.parquet": 2}
+    assert all(check.passed for check in result.get_asset_check_evaluations())
+
+
 def test_a_drop_with_nothing_readable_fails_with_one_clear_message(instance, tmp_path):
     drops_root = tmp_path / "drops"
     write_jsonl(mark_complete(drops_root / "web" / "d1") / "a.jsonl", [b"{oops", {"id": "1", "text": " "}])

@@ -1,12 +1,8 @@
 import gzip
-import json
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-import zstandard
 
 from curation_dag.core.drops import Drop
 from curation_dag.core.ingest import REASONS, NothingReadable, ingest_drop, sha256_hex
@@ -22,43 +18,6 @@ def run(drop_dir: Path, spec: SourceSpec = SPEC, **kwargs):
         Drop(spec.name, drop_dir.name, drop_dir), spec, out / "documents.parquet", out / "quarantine.parquet", **kwargs
     )
     return report, pl.read_parquet(out / "documents.parquet"), pl.read_parquet(out / "quarantine.parquet")
-
-
-@pytest.fixture
-def bad_drop(tmp_path) -> Path:
-    """One drop with every class of bad input, beside good rows in every format."""
-    drop = tmp_path / "drops" / "crafted" / "d1"
-    write_jsonl(
-        drop / "a.jsonl",
-        [
-            {"id": "g1", "text": "Hello world", "lang": "en"},
-            b'{"id": "m1", "text": "unterminated',
-            b'{"id": "u1", "text": "caf\xff"}',
-            {"id": "x1"},
-            {"id": "x2", "text": None},
-            {"id": "x3", "text": 42},
-            {"id": "e1", "text": "  \n\t "},
-            {"id": "big", "text": "a" * 1001},
-            {"id": "g1", "text": "same id again"},
-            b"",
-            {"id": "g2", "text": "  line one\r\nline two  "},
-            b"[1, 2]",
-            {"text": "no id"},
-            {"id": ["list"], "text": "id is a list"},
-        ],
-    )
-    good = write_jsonl(drop / "tmp.jsonl", [{"id": f"t{i}", "text": f"document {i} " * 50} for i in range(40)], True)
-    (drop / "b.jsonl.gz").write_bytes(good.read_bytes()[:-300])  # cut inside the gzip stream
-    good.unlink()
-    pq.write_table(pa.table({"body": ["x", "y", "z"], "id": ["p1", "p2", "p3"]}), drop / "c.parquet")
-    (drop / "d.csv").write_text("id,text\n1,hello\n")
-    lines = b"".join(json.dumps({"id": f"z{i}", "text": f"zstd {i}"}).encode() + b"\n" for i in range(2))
-    (drop / "e.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(lines))
-    pq.write_table(
-        pa.table({"text": ["parquet one", "parquet two"], "id": [7, 8], "lang": ["de", "fr"]}), drop / "f.parquet"
-    )
-    (drop / "g.parquet").write_bytes(b"PAR1 this is not parquet")
-    return mark_complete(drop)
 
 
 def test_every_bad_input_class_is_quarantined_with_its_reason(bad_drop):
