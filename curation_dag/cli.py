@@ -70,6 +70,19 @@ def demo() -> None:
     click.echo(f"\n{'drop (arrival order)':<24} {'exact dups':>10} {'near dups':>10}")
     for entry in Ledger(storage.asset_dir("exact_duplicates")).drops:
         click.echo(f"{entry['key']:<24} {entry['duplicates']:>10} {near[entry['key']]['duplicates']:>10}")
+    embed = defs.resolve_job_def("embed_job")
+    embedded = 0
+    for key in keys:
+        result = embed.execute_in_process(
+            instance=instance, partition_key=key, run_config=QUIET_RUN, raise_on_error=False
+        )
+        if not result.success:
+            raise click.ClickException(f"embed_job failed for drop {key}; see the run in `make ui`")
+        metadata = result.asset_materializations_for_node("embeddings")[0].metadata
+        embedded += metadata["documents"].value
+    click.echo(
+        f"\nEmbedded {embedded} deduplicated documents with {metadata['model'].value} on {metadata['device'].value}."
+    )
     folders = ", ".join(str(storage.asset_dir(name) / "decisions") for name in ("exact_duplicates", "near_duplicates"))
     click.echo(f"\nDuplicate decisions: {folders}")
     click.echo("`make ui` shows the asset graph, the runs and every asset's metadata.")

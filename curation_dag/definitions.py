@@ -1,8 +1,8 @@
 """The curation_dag code location: every asset, check, resource, sensor and job, wired in one place.
 
 Paths come from the environment, with defaults that run the shipped demo from the project folder:
-CURATION_DROPS_ROOT (demo_data/drops), CURATION_RECIPES (dbt_like_recipes) and
-CURATION_STORAGE_ROOT (.curation).
+CURATION_DROPS_ROOT (demo_data/drops), CURATION_RECIPES (dbt_like_recipes), CURATION_STORAGE_ROOT
+(.curation) and CURATION_DEVICE (auto: a GPU when one is visible, else the CPU).
 """
 
 import os
@@ -10,8 +10,9 @@ import os
 import dagster as dg
 
 from curation_dag.assets.dedup import exact_duplicates, minhash_signatures, near_duplicates
+from curation_dag.assets.embed import embeddings
 from curation_dag.assets.ingest import raw_documents
-from curation_dag.resources import DropsResource, RecipesResource, StorageResource
+from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
 from curation_dag.sensors import new_drops_sensor
 
 recipes = RecipesResource(folder=os.environ.get("CURATION_RECIPES", "dbt_like_recipes"))
@@ -26,14 +27,20 @@ dedup_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(exact_duplicates, near_duplicates),
     description="Absorb every curated drop not yet deduplicated, in arrival order.",
 )
+embed_job = dg.define_asset_job(
+    "embed_job",
+    selection=dg.AssetSelection.assets(embeddings),
+    description="Embed one deduplicated drop.",
+)
 
 defs = dg.Definitions(
-    assets=[raw_documents, minhash_signatures, exact_duplicates, near_duplicates],
-    jobs=[curation_job, dedup_job],
+    assets=[raw_documents, minhash_signatures, exact_duplicates, near_duplicates, embeddings],
+    jobs=[curation_job, dedup_job, embed_job],
     sensors=[new_drops_sensor],
     resources={
         "storage": StorageResource(root=os.environ.get("CURATION_STORAGE_ROOT", ".curation")),
         "recipes": recipes,
         "drops": DropsResource(drops_root=os.environ.get("CURATION_DROPS_ROOT", "demo_data/drops"), recipes=recipes),
+        "embedder": EmbedderResource(device=os.environ.get("CURATION_DEVICE", "auto")),
     },
 )

@@ -1,7 +1,6 @@
 """Dedup: MinHash signatures per drop; exact and near duplicates absorbed drop by drop, in arrival order."""
 
 import time
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -36,7 +35,7 @@ def minhash_signatures(
 ) -> dg.MaterializeResult:
     """MinHash signatures and LSH band keys of every document of one drop."""
     config = recipes.dedup().minhash
-    documents = _upstream_file(storage, "raw_documents", context.partition_key, "documents.parquet")
+    documents = storage.upstream_file("raw_documents", context.partition_key, "documents.parquet")
     signatures = storage.asset_dir("minhash_signatures", context.partition_key) / "signatures.parquet"
     started = time.perf_counter()
     count = sign_file(documents, signatures, config)
@@ -52,14 +51,6 @@ def minhash_signatures(
         },
         data_version=dg.DataVersion(file_digest(signatures)),
     )
-
-
-def _upstream_file(storage: StorageResource, asset: str, key: str, name: str) -> Path:
-    """An upstream output file, or a failure that says which asset to materialize for which drop."""
-    path = storage.asset_dir(asset, key) / name
-    if not path.is_file():
-        raise dg.Failure(description=f"{path} is missing: materialize {asset} for drop {key} first (curation_job does)")
-    return path
 
 
 def _check_specs(asset: str) -> list[dg.AssetCheckSpec]:
@@ -196,7 +187,7 @@ def exact_duplicates(
     with exclusive(folder):
         for key in _pending_drops(context, raw_documents.key, Ledger(folder).keys):
             documents = pl.read_parquet(
-                _upstream_file(storage, "raw_documents", key, "documents.parquet"),
+                storage.upstream_file("raw_documents", key, "documents.parquet"),
                 columns=["doc_id", "source", "content_hash"],
             )
             absorbed.append(absorb_exact(folder, key, documents))
@@ -229,7 +220,7 @@ def near_duplicates(
             if entry["key"] not in signed:
                 break  # near duplicates follow arrival order strictly: later drops wait for this one
             kept = pl.read_parquet(exact.decision_file(entry["key"])).filter(pl.col("duplicate_of").is_null())
-            path = _upstream_file(storage, "minhash_signatures", entry["key"], "signatures.parquet")
+            path = storage.upstream_file("minhash_signatures", entry["key"], "signatures.parquet")
             signed_docs, signatures, band_keys = read_signatures(path, kept["doc_id"])
             eligible = (signed_docs["n_shingles"] > 0).to_numpy()
             try:

@@ -16,3 +16,10 @@ class StorageResource(dg.ConfigurableResource):
     def asset_dir(self, asset: str, partition_key: str | None = None) -> Path:
         folder = Path(self.root) / asset
         return folder / partition_key if partition_key else folder
+
+    def upstream_file(self, asset: str, partition_key: str, name: str) -> Path:
+        """An upstream output file, or a failure saying which asset to materialize for which drop."""
+        path = self.asset_dir(asset, partition_key) / name
+        if not path.is_file():
+            raise dg.Failure(description=f"{path} is missing: materialize {asset} for drop {partition_key} first")
+        return path
