@@ -83,6 +83,15 @@ def demo() -> None:
     click.echo(
         f"\nEmbedded {embedded} deduplicated documents with {metadata['model'].value} on {metadata['device'].value}."
     )
+    semantic = defs.resolve_job_def("semantic_job").execute_in_process(
+        instance=instance, run_config=QUIET_RUN, raise_on_error=False
+    )
+    if not semantic.success:
+        raise click.ClickException("semantic_job failed; see the run in `make ui`")
+    clusters = semantic.asset_materializations_for_node("semantic_clusters")[0].metadata
+    decided = Ledger(storage.asset_dir("semantic_duplicates")).drops
+    marked, total = sum(e["duplicates"] for e in decided), sum(e["documents"] for e in decided)
+    click.echo(f"{clusters['k'].value} semantic clusters; SemDeDup marked {marked} of {total} as semantic duplicates.")
     folders = ", ".join(str(storage.asset_dir(name) / "decisions") for name in ("exact_duplicates", "near_duplicates"))
     click.echo(f"\nDuplicate decisions: {folders}")
     click.echo("`make ui` shows the asset graph, the runs and every asset's metadata.")

@@ -12,6 +12,7 @@ import dagster as dg
 from curation_dag.assets.dedup import exact_duplicates, minhash_signatures, near_duplicates
 from curation_dag.assets.embed import embeddings
 from curation_dag.assets.ingest import raw_documents
+from curation_dag.assets.semantic import semantic_clusters, semantic_duplicates
 from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
 from curation_dag.sensors import new_drops_sensor
 
@@ -32,10 +33,23 @@ embed_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(embeddings),
     description="Embed one deduplicated drop.",
 )
+semantic_job = dg.define_asset_job(
+    "semantic_job",
+    selection=dg.AssetSelection.assets(semantic_clusters, semantic_duplicates),
+    description="Cluster every embedded drop not yet clustered, then find semantic duplicates (SemDeDup).",
+)
 
 defs = dg.Definitions(
-    assets=[raw_documents, minhash_signatures, exact_duplicates, near_duplicates, embeddings],
-    jobs=[curation_job, dedup_job, embed_job],
+    assets=[
+        raw_documents,
+        minhash_signatures,
+        exact_duplicates,
+        near_duplicates,
+        embeddings,
+        semantic_clusters,
+        semantic_duplicates,
+    ],
+    jobs=[curation_job, dedup_job, embed_job, semantic_job],
     sensors=[new_drops_sensor],
     resources={
         "storage": StorageResource(root=os.environ.get("CURATION_STORAGE_ROOT", ".curation")),

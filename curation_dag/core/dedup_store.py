@@ -53,15 +53,8 @@ class Ledger:
     def decision_files(self) -> list[Path]:
         return [self.decision_file(entry["key"]) for entry in self.drops]
 
-    def commit(self, entry: dict, decisions: pl.DataFrame) -> None:
-        """Record an absorbed drop, with its counts by source, once its files are in place."""
-        counts = decisions.group_by("source").agg(pl.len(), pl.col("duplicate_of").is_not_null().sum())
-        entry = {
-            **entry,
-            "documents": decisions.height,
-            "duplicates": int(decisions["duplicate_of"].is_not_null().sum()),
-            "by_source": {source: [int(n), int(d)] for source, n, d in counts.sort("source").iter_rows()},
-        }
+    def commit(self, entry: dict) -> None:
+        """Record an absorbed drop, once its files are in place."""
         self.drops.append(entry)
         with atomic_path(self.folder / LEDGER) as temporary:
             temporary.write_text(json.dumps({"drops": self.drops}, indent=1))
@@ -84,7 +77,17 @@ def exclusive(folder: Path) -> Iterator[None]:
         yield
 
 
-def _write(frame: pl.DataFrame, path: Path) -> None:
+def duplicate_counts(decisions: pl.DataFrame, column: str = "duplicate_of") -> dict:
+    """Ledger fields: documents and duplicates of a drop, in all and by source."""
+    counts = decisions.group_by("source").agg(pl.len(), pl.col(column).is_not_null().sum())
+    return {
+        "documents": decisions.height,
+        "duplicates": int(decisions[column].is_not_null().sum()),
+        "by_source": {source: [int(n), int(d)] for source, n, d in counts.sort("source").iter_rows()},
+    }
+
+
+def write_parquet(frame: pl.DataFrame, path: Path) -> None:
     with atomic_path(path) as temporary:
         frame.write_parquet(temporary, compression="zstd", statistics=True)
 
@@ -134,8 +137,8 @@ def absorb_exact(folder: Path, key: str, documents: pl.DataFrame) -> pl.DataFram
         )
         .sort("ordinal")
     )
-    _write(decisions, ledger.decision_file(key))
-    ledger.commit({"key": key, "index": index}, decisions)
+    write_parquet(decisions, ledger.decision_file(key))
+    ledger.commit({"key": key, "index": index, **duplicate_counts(decisions)})
     return decisions
 
 
@@ -204,11 +207,11 @@ def absorb_near(
         with atomic_path(state / f"{name}.npy") as temporary, open(temporary, "wb") as handle:
             np.save(handle, array)
     per_doc = band_keys.shape[1]
-    _write(
+    write_parquet(
         pl.DataFrame({"band_key": band_keys.ravel(), "ordinal": np.repeat(ordinal, per_doc)}), state / "bands.parquet"
     )
-    _write(decisions, ledger.decision_file(key))
-    ledger.commit({"key": key, "prefix": prefix, "settings": settings}, decisions)
+    write_parquet(decisions, ledger.decision_file(key))
+    ledger.commit({"key": key, "prefix": prefix, "settings": settings, **duplicate_counts(decisions)})
     return decisions
 
 

@@ -6,6 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from curation_dag.core.dedup_config import DedupConfig, load_dedup_config
+from curation_dag.core.semantic import SemanticConfig, load_semantic_config
 from curation_dag.core.sources import SourceSpec, load_sources
 
 
@@ -19,3 +20,6 @@ class RecipesResource(dg.ConfigurableResource):
 
     def dedup(self) -> DedupConfig:
         return load_dedup_config(Path(self.folder) / "dedup.yml")
+
+    def semantic(self) -> SemanticConfig:
+        return load_semantic_config(Path(self.folder) / "semantic.yml")

@@ -1,0 +1,215 @@
+"""Semantic clusters (faiss k-means, assigned drop by drop) and SemDeDup duplicates within clusters."""
+
+import json
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from curation_dag.assets.embed import embeddings
+from curation_dag.assets.metadata import markdown_table
+from curation_dag.checks.sql import sql_check
+from curation_dag.core.atomic import atomic_path
+from curation_dag.core.dedup_store import Ledger, duplicate_counts, exclusive, write_parquet
+from curation_dag.core.semantic import assign, find_semantic_duplicates, fit_centroids
+from curation_dag.partitions import drops_partitions
+from curation_dag.resources import EmbedderResource, RecipesResource, StorageResource
+
+FIT = "fit.json"
+
+
+def _vectors(storage: StorageResource, embedder: EmbedderResource, key: str) -> tuple[pl.DataFrame, np.ndarray]:
+    path = storage.upstream_file("embeddings", key, f"{embedder.model_id}.parquet")
+    frame = pl.read_parquet(path)
+    return frame.select("doc_id"), frame["vector"].to_numpy().reshape(frame.height, -1).astype(np.float32)
+
+
+def _ready_drops(context: dg.AssetExecutionContext, upstream: dg.AssetKey, done: list[str]) -> list[str]:
+    """Drops in arrival order, from the first not done, up to the first whose upstream is missing."""
+    ready = context.instance.get_materialized_partitions(upstream)
+    pending = [k for k in context.instance.get_dynamic_partitions(drops_partitions.name) if k not in set(done)]
+    return pending[: next((i for i, k in enumerate(pending) if k not in ready), len(pending))]
+
+
+@dg.asset(
+    deps=[embeddings],
+    group_name="embed",
+    kinds={"faiss", "parquet"},
+    code_version="1",
+    pool="semantic_state",
+    check_specs=[
+        dg.AssetCheckSpec("one_cluster_per_document", asset="semantic_clusters", blocking=True),
+        dg.AssetCheckSpec(
+            "drift_within_limit", asset="semantic_clusters", description="A warning: refit when it fails."
+        ),
+    ],
+)
+def semantic_clusters(
+    context: dg.AssetExecutionContext, storage: StorageResource, recipes: RecipesResource, embedder: EmbedderResource
+) -> dg.MaterializeResult:
+    """Each deduplicated document's k-means cluster and cosine distance to its centroid; later drops join the fit."""
+    config = recipes.semantic()
+    folder = storage.asset_dir("semantic_clusters")
+    with exclusive(folder):
+        ledger = Ledger(folder)
+        keys = _ready_drops(context, embeddings.key, ledger.keys)
+        loaded = {key: _vectors(storage, embedder, key) for key in keys}
+        fit_path = folder / FIT
+        if not fit_path.exists():
+            if not loaded:
+                raise dg.Failure(description="no embedded drops to fit clusters on: materialize embeddings first")
+            sample = np.concatenate([vectors for _, vectors in loaded.values()])
+            centroids, device = fit_centroids(sample, config)
+            _, distances = assign(sample, centroids)
+            fit = {"settings": str(config), "model": embedder.model_id, "k": len(centroids), "fitted_on": list(loaded),
+                   "distance_p95": float(np.quantile(distances, 0.95)), "device": device}  # fmt: skip
+            with atomic_path(folder / "centroids.npy") as temporary, open(temporary, "wb") as handle:
+                np.save(handle, centroids)
+            with atomic_path(fit_path) as temporary:
+                temporary.write_text(json.dumps(fit, indent=1))
+            context.log.info(f"fitted {len(centroids)} centroids on {len(sample)} vectors ({device})")
+        fit = json.loads(fit_path.read_text())
+        if fit["settings"] != str(config) or fit["model"] != embedder.model_id:
+            raise dg.Failure(
+                description=f"the semantic settings or the model changed since the clusters were fitted ({fit_path}). "
+                f"A refit reassigns every drop: delete {folder} and {storage.asset_dir('semantic_duplicates')}, "
+                "then materialize both again"
+            )
+        centroids = np.load(folder / "centroids.npy")
+        new = []
+        for key, (documents, vectors) in loaded.items():
+            cluster, distance = assign(vectors, centroids)
+            frame = documents.with_columns(pl.lit(key).alias("drop"), cluster=cluster, distance=distance)
+            write_parquet(frame, ledger.decision_file(key))
+            beyond = float((distance > fit["distance_p95"]).mean()) if len(distance) else 0.0
+            ledger.commit({"key": key, "documents": frame.height, "beyond_p95": round(beyond, 4)})
+            new.append(frame)
+    everything = pl.scan_parquet(ledger.decision_files()).collect() if ledger.drops else pl.DataFrame()
+    sizes = everything.group_by("cluster").len().sort("len", descending=True) if everything.height else pl.DataFrame()
+    drift = pl.DataFrame(
+        [{"drop": e["key"], "beyond_p95": e["beyond_p95"]} for e in ledger.drops if e["key"] in loaded]
+    )
+    embedded = sum(len(v) for _, v in loaded.values())
+    assigned = sum(f.height for f in new)
+    return dg.MaterializeResult(
+        metadata={
+            "k": fit["k"],
+            "fitted_on": dg.MetadataValue.json(fit["fitted_on"]),
+            "fit_device": fit["device"],
+            "assigned_now": assigned,
+            "largest_clusters": dg.MetadataValue.md(markdown_table(sizes.head(10)) if sizes.height else "none"),
+            "cluster_size_min_median_max": dg.MetadataValue.json(
+                [int(sizes["len"].min()), float(sizes["len"].median()), int(sizes["len"].max())] if sizes.height else []
+            ),
+            "empty_clusters": fit["k"] - sizes.height,
+        },
+        data_version=dg.DataVersion(ledger.digest()),
+        check_results=[
+            dg.AssetCheckResult(
+                asset_key="semantic_clusters",
+                check_name="one_cluster_per_document",
+                passed=assigned == embedded,
+                metadata={"embedded": embedded, "assigned": assigned},
+            ),
+            sql_check(
+                "semantic_clusters",
+                "drift_within_limit",
+                f"SELECT * FROM drift WHERE beyond_p95 > {config.drift_share}",
+                severity=dg.AssetCheckSeverity.WARN,
+                drift=drift if drift.height else pl.DataFrame({"drop": [], "beyond_p95": []}),
+            ),
+        ],
+    )
+
+
+@dg.asset(
+    deps=[semantic_clusters],
+    group_name="embed",
+    kinds={"numpy", "parquet"},
+    code_version="1",
+    pool="semantic_state",
+    check_specs=[dg.AssetCheckSpec("no_self_duplicates", asset="semantic_duplicates", blocking=True)],
+)
+def semantic_duplicates(
+    context: dg.AssetExecutionContext, storage: StorageResource, recipes: RecipesResource, embedder: EmbedderResource
+) -> dg.MaterializeResult:
+    """SemDeDup: documents within a cluster at cosine >= 1 - eps of a kept one; earlier decisions stand."""
+    config = recipes.semantic()
+    clusters = Ledger(storage.asset_dir("semantic_clusters"))
+    folder = storage.asset_dir("semantic_duplicates")
+    with exclusive(folder):
+        ledger = Ledger(folder)
+        earlier_ids, earlier_vectors, earlier_clusters = [], [], []
+        for entry in ledger.drops:  # the kept documents of every absorbed drop
+            decided = pl.read_parquet(ledger.decision_file(entry["key"])).filter(
+                pl.col("semantic_duplicate_of").is_null()
+            )
+            documents, vectors = _vectors(storage, embedder, entry["key"])
+            rows = documents.with_row_index("row").join(decided, on="doc_id")
+            earlier_ids += rows["doc_id"].to_list()
+            earlier_vectors.append(vectors[rows["row"].to_numpy()])
+            earlier_clusters.append(rows["cluster"].to_numpy())
+        new = []
+        for entry in clusters.drops[len(ledger.drops) :]:
+            assigned = pl.read_parquet(clusters.decision_file(entry["key"]))
+            documents, vectors = _vectors(storage, embedder, entry["key"])
+            assigned = documents.join(assigned, on="doc_id", maintain_order="left")
+            previous = (
+                np.concatenate(earlier_vectors) if earlier_vectors else np.zeros((0, vectors.shape[1]), np.float32)
+            )
+            previous_clusters = np.concatenate(earlier_clusters) if earlier_clusters else np.zeros(0, np.int64)
+            match, cosine = find_semantic_duplicates(
+                vectors,
+                assigned["cluster"].to_numpy(),
+                assigned["distance"].to_numpy(),
+                previous,
+                previous_clusters,
+                config.eps,
+                config.keep,
+            )
+            ids = assigned["doc_id"].to_list()
+            duplicate_of = [None if m == -1 else ids[m] if m >= 0 else earlier_ids[-(m + 2)] for m in match.tolist()]
+            source = assigned["doc_id"].str.split("/").list.first()
+            decisions = assigned.select("doc_id", "drop", "cluster", "distance").with_columns(
+                source=source,
+                semantic_duplicate_of=pl.Series(duplicate_of, dtype=pl.String),
+                cosine=pl.Series(cosine).fill_nan(None),
+            )
+            write_parquet(decisions, ledger.decision_file(entry["key"]))
+            ledger.commit({"key": entry["key"], **duplicate_counts(decisions, "semantic_duplicate_of")})
+            kept = match == -1
+            earlier_ids += [i for i, k in zip(ids, kept, strict=True) if k]
+            earlier_vectors.append(vectors[kept])
+            earlier_clusters.append(assigned["cluster"].to_numpy()[kept])
+            new.append(decisions)
+    decided_now = (
+        pl.concat(new)
+        if new
+        else pl.DataFrame(schema={"doc_id": pl.String, "semantic_duplicate_of": pl.String, "cosine": pl.Float32})
+    )
+    examples = decided_now.filter(pl.col("semantic_duplicate_of").is_not_null()).select(
+        "doc_id", "semantic_duplicate_of", "cosine"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "eps": config.eps,
+            "keep": config.keep,
+            "absorbed_now": len(new),
+            "duplicates_now": examples.height,
+            "by_drop": dg.MetadataValue.md(
+                markdown_table(
+                    pl.DataFrame([{k: e[k] for k in ("key", "documents", "duplicates")} for e in ledger.drops])
+                )
+            ),
+            "examples": dg.MetadataValue.md(markdown_table(examples.head(10))),
+        },
+        data_version=dg.DataVersion(ledger.digest()),
+        check_results=[
+            sql_check(
+                "semantic_duplicates",
+                "no_self_duplicates",
+                "SELECT doc_id FROM decided WHERE semantic_duplicate_of = doc_id",
+                decided=decided_now.select("doc_id", "semantic_duplicate_of"),
+            )
+        ],
+    )
