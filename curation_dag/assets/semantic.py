@@ -16,6 +16,8 @@ from curation_dag.partitions import drops_partitions
 from curation_dag.resources import EmbedderResource, RecipesResource, StorageResource
 
 FIT = "fit.json"
+# A cluster this many times the mean size, or an empty one, is flagged: k may not suit the data.
+GIANT_FACTOR = 10
 
 
 def _vectors(storage: StorageResource, embedder: EmbedderResource, key: str) -> tuple[pl.DataFrame, np.ndarray]:
@@ -89,6 +91,12 @@ def semantic_clusters(
     drift = pl.DataFrame(
         [{"drop": e["key"], "beyond_p95": e["beyond_p95"]} for e in ledger.drops if e["key"] in loaded]
     )
+    empty = fit["k"] - sizes.height
+    giant = (
+        sizes.filter(pl.col("len") > GIANT_FACTOR * everything.height / fit["k"])["cluster"].to_list()
+        if sizes.height
+        else []
+    )
     embedded = sum(len(v) for _, v in loaded.values())
     assigned = sum(f.height for f in new)
     return dg.MaterializeResult(
@@ -101,7 +109,7 @@ def semantic_clusters(
             "cluster_size_min_median_max": dg.MetadataValue.json(
                 [int(sizes["len"].min()), float(sizes["len"].median()), int(sizes["len"].max())] if sizes.height else []
             ),
-            "empty_clusters": fit["k"] - sizes.height,
+            "size_histogram": dg.MetadataValue.md(_histogram(sizes["len"]) if sizes.height else "none"),
         },
         data_version=dg.DataVersion(ledger.digest()),
         check_results=[
@@ -110,6 +118,13 @@ def semantic_clusters(
                 check_name="one_cluster_per_document",
                 passed=assigned == embedded,
                 metadata={"embedded": embedded, "assigned": assigned},
+            ),
+            dg.AssetCheckResult(
+                asset_key="semantic_clusters",
+                check_name="no_empty_or_giant_clusters",
+                passed=not empty and not giant,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"empty": empty, "giant": dg.MetadataValue.json(giant)},
             ),
             sql_check(
                 "semantic_clusters",
@@ -212,4 +227,13 @@ def semantic_duplicates(
                 decided=decided_now.select("doc_id", "semantic_duplicate_of"),
             )
         ],
+    )
+
+
+def _histogram(sizes: pl.Series) -> str:
+    """Cluster sizes in power-of-two buckets, as a markdown bar chart."""
+    buckets = (2 ** np.floor(np.log2(sizes.to_numpy()))).astype(int)
+    counts = pl.DataFrame({"size from": buckets}).group_by("size from").len().sort("size from")
+    return markdown_table(
+        counts.with_columns(pl.col("len").map_elements(lambda n: "#" * n, pl.String).alias("clusters"))
     )
