@@ -32,6 +32,8 @@ benchmarks: $(VENV)/installed  ## needs ../shared/data
 	$(BIN)/python benchmarks/ingest.py
 	taskset -c 0 env POLARS_MAX_THREADS=1 $(BIN)/python benchmarks/minhash.py
 	$(BIN)/python benchmarks/incremental_dedup.py
+	$(BIN)/python benchmarks/embed.py
+	$(BIN)/python benchmarks/kmeans.py
 
 clean:
 	rm -rf .curation

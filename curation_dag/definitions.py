@@ -55,6 +55,9 @@ defs = dg.Definitions(
         "storage": StorageResource(root=os.environ.get("CURATION_STORAGE_ROOT", ".curation")),
         "recipes": recipes,
         "drops": DropsResource(drops_root=os.environ.get("CURATION_DROPS_ROOT", "demo_data/drops"), recipes=recipes),
-        "embedder": EmbedderResource(device=os.environ.get("CURATION_DEVICE", "auto")),
+        "embedder": EmbedderResource(
+            device=os.environ.get("CURATION_DEVICE", "auto"),
+            cache_dir=os.path.join(os.environ.get("CURATION_STORAGE_ROOT", ".curation"), "models"),
+        ),
     },
 )

@@ -20,7 +20,7 @@ def resources(storage_root, device="auto"):
         "storage": StorageResource(root=str(storage_root)),
         "recipes": recipes,
         "drops": DropsResource(drops_root=str(DEMO_DROPS), recipes=recipes),
-        "embedder": EmbedderResource(device=device),
+        "embedder": EmbedderResource(device=device, cpu_backend="minilm"),
     }
 
 
@@ -71,7 +71,7 @@ def test_vectors_of_every_kept_document_are_unit_length(deduplicated):
 
 
 def test_similar_texts_are_closer_than_unrelated_ones():
-    embedder = EmbedderResource()
+    embedder = EmbedderResource(cpu_backend="minilm")
     embedder.setup_for_execution(dg.build_init_resource_context())
     a, b, c = embedder.encode(
         ["How do I open a file in Python?", "Opening files with Python", "The cat sat on the mat."]

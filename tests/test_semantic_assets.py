@@ -19,7 +19,7 @@ def resources(storage_root, recipes_folder=RECIPES):
         "storage": StorageResource(root=str(storage_root)),
         "recipes": recipes,
         "drops": DropsResource(drops_root=str(DEMO_DROPS), recipes=recipes),
-        "embedder": EmbedderResource(),
+        "embedder": EmbedderResource(cpu_backend="minilm"),
     }
 
 

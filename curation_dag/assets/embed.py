@@ -98,7 +98,7 @@ def embeddings(
             "from_cache": written.height - missing.height,
             "docs_per_second": round(missing.height / seconds, 1) if missing.height and seconds else None,
             "device": embedder.running_on,
-            "backend": "sentence-transformers",
+            "backend": embedder.backend,
             "model": embedder.model_id,
             "dimension": embedder.dimension,
             "vectors": dg.MetadataValue.path(str(out)),

@@ -44,6 +44,11 @@ def _ready_drops(context: dg.AssetExecutionContext, upstream: dg.AssetKey, done:
         dg.AssetCheckSpec(
             "drift_within_limit", asset="semantic_clusters", description="A warning: refit when it fails."
         ),
+        dg.AssetCheckSpec(
+            "no_empty_or_giant_clusters",
+            asset="semantic_clusters",
+            description=f"A warning: every centroid has members, none more than {GIANT_FACTOR}x the mean.",
+        ),
     ],
 )
 def semantic_clusters(

@@ -1,10 +1,14 @@
-"""The embedder: a sentence-transformers model, by default the bundled all-MiniLM-L6-v2, on CPU or GPU."""
+"""The embedder: all-MiniLM-L6-v2 (bundled) on a GPU, and on CPU a static model distilled from it."""
 
 import os
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
 from pydantic import Field, PrivateAttr
+
+# model2vec's distillation (Tulkens & van Dongen 2024) with PCA to 256 dimensions, its default.
+STATIC_DIMENSIONS = 256
 
 
 def bundled_minilm() -> str:
@@ -15,53 +19,95 @@ def bundled_minilm() -> str:
 
 
 class EmbedderResource(dg.ConfigurableResource):
-    """Encodes texts into L2-normalized vectors; the model loads once per run, in setup_for_execution."""
+    """Encodes texts into L2-normalized vectors; the model loads once per run, in setup_for_execution.
+
+    `device: auto` runs the transformer on a GPU when one is visible. On CPU, where MiniLM embeds
+    only ~20 long documents a second on two cores, `cpu_backend: static` (the default) uses a
+    static-embedding model distilled from the same MiniLM once and cached in `cache_dir`, two
+    orders of magnitude faster but less faithful (BENCHMARKS.md); `cpu_backend: minilm` keeps the
+    transformer.
+    """
 
     model_path: str = Field(default="", description="A sentence-transformers model folder; empty: the bundled MiniLM.")
     device: str = Field(default="auto", description="auto (cuda when visible, else cpu), cpu or cuda.")
+    cpu_backend: str = Field(default="static", description="On CPU: static (the fast path) or minilm.")
     batch_size: int = Field(default=32, gt=0, description="Texts per forward pass.")
     max_seq_length: int = Field(default=256, gt=0, description="Tokens per text; MiniLM was trained with 256.")
+    cache_dir: str = Field(default=".curation/models", description="Where the distilled static model is kept.")
 
     _model = PrivateAttr(default=None)
     _device = PrivateAttr(default="cpu")
+    _backend = PrivateAttr(default="minilm")
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is local; never reach for a hub
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every model is local; never reach for a hub
         import torch
         import transformers
-        from sentence_transformers import SentenceTransformer
 
         transformers.utils.logging.disable_progress_bar()
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise dg.Failure(description=f"embedder device {self.device!r}: use auto, cpu or cuda")
+        if self.device not in ("auto", "cpu", "cuda") or self.cpu_backend not in ("static", "minilm"):
+            raise dg.Failure(
+                description=f"embedder device {self.device!r} / cpu_backend {self.cpu_backend!r}: "
+                "use device auto, cpu or cuda and cpu_backend static or minilm"
+            )
         if self.device == "cuda" and not torch.cuda.is_available():
             raise dg.Failure(description="embedder device 'cuda' was asked for, but no GPU is visible; use auto or cpu")
-        self._device = (
-            "cuda" if self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available()) else "cpu"
-        )
-        self._model = SentenceTransformer(self.model_path or bundled_minilm(), device=self._device)
-        self._model.max_seq_length = self.max_seq_length
+        gpu = self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available())
+        self._device = "cuda" if gpu else "cpu"
+        self._backend = "minilm" if gpu else self.cpu_backend
+        if self._backend == "static":
+            self._model = self._static_model(context)
+        else:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(self.model_path or bundled_minilm(), device=self._device)
+            self._model.max_seq_length = self.max_seq_length
+
+    def _static_model(self, context: dg.InitResourceContext):
+        from model2vec import StaticModel
+
+        folder = Path(self.cache_dir) / f"{self._source_name}-static-{STATIC_DIMENSIONS}"
+        if not (folder / "model.safetensors").exists():
+            from model2vec.distill import distill
+
+            if context.log:
+                context.log.info(f"distilling a static model from {self._source_name} into {folder} (about a minute)")
+            distilled = distill(model_name=self.model_path or bundled_minilm(), pca_dims=STATIC_DIMENSIONS)
+            temporary = folder.with_name(folder.name + ".partial")
+            distilled.save_pretrained(str(temporary))
+            temporary.replace(folder)
+        return StaticModel.from_pretrained(str(folder))
+
+    @property
+    def _source_name(self) -> str:
+        return os.path.basename(os.path.normpath(self.model_path)) if self.model_path else "all-MiniLM-L6-v2"
 
     @property
     def model_id(self) -> str:
         """Names the vectors: the same text with the same model_id always has the same vector."""
-        name = os.path.basename(os.path.normpath(self.model_path)) if self.model_path else "all-MiniLM-L6-v2"
-        return f"{name}-{self.max_seq_length}"
+        if self._backend == "static":
+            return f"{self._source_name}-static-{STATIC_DIMENSIONS}"
+        return f"{self._source_name}-{self.max_seq_length}"
 
     @property
     def running_on(self) -> str:
         return self._device
 
     @property
+    def backend(self) -> str:
+        return "model2vec static" if self._backend == "static" else "sentence-transformers"
+
+    @property
     def dimension(self) -> int:
+        if self._backend == "static":
+            return self._model.dim
         return self._model.get_embedding_dimension()
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Vectors in the order of `texts`; batches are formed from texts of similar length."""
-        order = np.argsort([-len(text) for text in texts], kind="stable")
-        vectors = self._model.encode(
-            [texts[i] for i in order], batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
-        )
-        result = np.empty_like(vectors)
-        result[order] = vectors
-        return result.astype(np.float32)
+        """Unit vectors in the order of `texts` (sentence-transformers batches texts of similar length)."""
+        if self._backend == "static":
+            vectors = self._model.encode(texts, max_length=None, use_multiprocessing=False)
+        else:
+            vectors = self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True)
+        vectors = np.asarray(vectors, dtype=np.float32)  # the static model stores float16
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

@@ -1,0 +1,45 @@
+"""The CPU fast path: a static model distilled once from the bundled MiniLM, on a larger real sample."""
+
+import gzip
+import json
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from curation_dag.resources import EmbedderResource
+
+
+@pytest.fixture(scope="module")
+def static_embedder(tmp_path_factory):
+    """Distilled once for the module (about a minute), then loaded from the cache."""
+    embedder = EmbedderResource(device="auto", cache_dir=str(tmp_path_factory.mktemp("models")))
+    embedder.setup_for_execution(dg.build_init_resource_context())
+    return embedder
+
+
+def test_auto_on_cpu_picks_the_static_model_and_caches_it(static_embedder):
+    assert (static_embedder.running_on, static_embedder.backend) == ("cpu", "model2vec static")
+    assert static_embedder.model_id == "all-MiniLM-L6-v2-static-256" and static_embedder.dimension == 256
+    again = EmbedderResource(cache_dir=static_embedder.cache_dir)
+    again.setup_for_execution(dg.build_init_resource_context())  # loads the cached model, distils nothing
+    texts = ["How do I open a file in Python?", "Opening files with Python", "The cat sat on the mat."]
+    a, b, c = vectors = again.encode(texts)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5) and a @ b > a @ c
+    assert np.allclose(vectors, static_embedder.encode(texts), atol=1e-6)
+
+
+def test_paraphrases_are_closer_than_other_pairs_on_mrpc(static_embedder, shared_data):
+    with gzip.open(shared_data / "mrpc_paraphrase" / "docs.jsonl.gz", "rt") as handle:
+        texts = {d["id"]: d["text"] for d in map(json.loads, handle)}
+    pairs = [json.loads(line) for line in open(shared_data / "mrpc_paraphrase" / "pairs.jsonl")]
+    ids = sorted(texts)
+    vectors = dict(zip(ids, static_embedder.encode([texts[i] for i in ids]), strict=True))
+    cosine = {
+        label: np.mean([vectors[p["id1"]] @ vectors[p["id2"]] for p in pairs if p["label"] == label])
+        for label in (0, 1)
+    }
+    rng = np.random.default_rng(0)
+    unrelated = np.mean([vectors[ids[i]] @ vectors[ids[j]] for i, j in rng.integers(0, len(ids), (2000, 2))])
+    assert len(ids) > 10_000
+    assert cosine[1] > cosine[0] > unrelated + 0.2
