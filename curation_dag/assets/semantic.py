@@ -239,6 +239,4 @@ def _histogram(sizes: pl.Series) -> str:
     """Cluster sizes in power-of-two buckets, as a markdown bar chart."""
     buckets = (2 ** np.floor(np.log2(sizes.to_numpy()))).astype(int)
     counts = pl.DataFrame({"size from": buckets}).group_by("size from").len().sort("size from")
-    return markdown_table(
-        counts.with_columns(pl.col("len").map_elements(lambda n: "#" * n, pl.String).alias("clusters"))
-    )
+    return markdown_table(counts.with_columns(pl.Series("clusters", ["#" * n for n in counts["len"]])))
