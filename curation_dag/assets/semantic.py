@@ -74,7 +74,8 @@ def semantic_clusters(
                 np.save(handle, centroids)
             with atomic_path(fit_path) as temporary:
                 temporary.write_text(json.dumps(fit, indent=1))
-            context.log.info(f"fitted {len(centroids)} centroids on {len(sample)} vectors ({device})")
+            fallback = " (faiss sees no GPU: CPU fallback)" if device == "cpu" else ""
+            context.log.info(f"fitted {len(centroids)} centroids on {len(sample)} vectors on {device}{fallback}")
         fit = json.loads(fit_path.read_text())
         if fit["settings"] != str(config) or fit["model"] != embedder.model_id:
             raise dg.Failure(
