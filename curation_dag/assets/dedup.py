@@ -11,7 +11,7 @@ from curation_dag.checks.sql import sql_check
 from curation_dag.core.dedup_config import RateBand
 from curation_dag.core.dedup_store import Ledger, SettingsChanged, absorb_exact, absorb_near, exclusive
 from curation_dag.core.minhash import read_signatures, sign_file
-from curation_dag.partitions import drops_partitions
+from curation_dag.partitions import drops_partitions, pending_drops
 from curation_dag.resources import RecipesResource, StorageResource
 
 LARGEST_GROUPS = 5
@@ -69,17 +69,6 @@ def _check_specs(asset: str) -> list[dg.AssetCheckSpec]:
             asset=asset,
             description="Each new drop's duplicate rate is inside the band of dedup.yml (a warning).",
         ),
-    ]
-
-
-def _pending_drops(context: dg.AssetExecutionContext, upstream: dg.AssetKey, absorbed: list[str]) -> list[str]:
-    """Drops in arrival order whose upstream partition exists and that are not absorbed yet."""
-    ready = context.instance.get_materialized_partitions(upstream)
-    done = set(absorbed)
-    return [
-        key
-        for key in context.instance.get_dynamic_partitions(drops_partitions.name)
-        if key in ready and key not in done
     ]
 
 
@@ -185,7 +174,7 @@ def exact_duplicates(
     folder = storage.asset_dir("exact_duplicates")
     absorbed = []
     with exclusive(folder):
-        for key in _pending_drops(context, raw_documents.key, Ledger(folder).keys):
+        for key in pending_drops(context, raw_documents.key, Ledger(folder).keys):
             documents = pl.read_parquet(
                 storage.upstream_file("raw_documents", key, "documents.parquet"),
                 columns=["doc_id", "source", "content_hash"],

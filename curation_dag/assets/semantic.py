@@ -12,7 +12,7 @@ from curation_dag.checks.sql import sql_check
 from curation_dag.core.atomic import atomic_path
 from curation_dag.core.dedup_store import Ledger, duplicate_counts, exclusive, write_parquet
 from curation_dag.core.semantic import assign, find_semantic_duplicates, fit_centroids
-from curation_dag.partitions import drops_partitions
+from curation_dag.partitions import pending_drops
 from curation_dag.resources import EmbedderResource, RecipesResource, StorageResource
 
 FIT = "fit.json"
@@ -24,13 +24,6 @@ def _vectors(storage: StorageResource, embedder: EmbedderResource, key: str) -> 
     path = storage.upstream_file("embeddings", key, f"{embedder.model_id}.parquet")
     frame = pl.read_parquet(path)
     return frame.select("doc_id"), frame["vector"].to_numpy().reshape(frame.height, -1).astype(np.float32)
-
-
-def _ready_drops(context: dg.AssetExecutionContext, upstream: dg.AssetKey, done: list[str]) -> list[str]:
-    """Drops in arrival order, from the first not done, up to the first whose upstream is missing."""
-    ready = context.instance.get_materialized_partitions(upstream)
-    pending = [k for k in context.instance.get_dynamic_partitions(drops_partitions.name) if k not in set(done)]
-    return pending[: next((i for i, k in enumerate(pending) if k not in ready), len(pending))]
 
 
 @dg.asset(
@@ -59,7 +52,7 @@ def semantic_clusters(
     folder = storage.asset_dir("semantic_clusters")
     with exclusive(folder):
         ledger = Ledger(folder)
-        keys = _ready_drops(context, embeddings.key, ledger.keys)
+        keys = pending_drops(context, embeddings.key, ledger.keys)
         loaded = {key: _vectors(storage, embedder, key) for key in keys}
         fit_path = folder / FIT
         if not fit_path.exists():
