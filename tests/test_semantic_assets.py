@@ -35,6 +35,7 @@ def test_drops_are_clustered_and_semantically_deduplicated_once(instance, tmp_pa
     assert first.success and all(c.passed for c in first.get_asset_check_evaluations())
     fit = first.asset_materializations_for_node("semantic_clusters")[0].metadata
     assert fit["fitted_on"].value == [KEYS[0]] and fit["fit_device"].value == "cpu"
+    assert fit["cluster_sizes"].value.startswith("![Cluster sizes](data:image/png;base64,")
 
     assert dg.materialize([embeddings], partition_key=KEYS[1], **run).success
     second = dg.materialize([semantic_clusters, semantic_duplicates], **run)  # joins the existing fit

@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 
 from curation_dag.assets.embed import embeddings
-from curation_dag.assets.metadata import markdown_table
+from curation_dag.assets.metadata import histogram_markdown, markdown_table
 from curation_dag.checks.sql import sql_check
 from curation_dag.core.atomic import atomic_path
 from curation_dag.core.dedup_store import Ledger, duplicate_counts, exclusive, write_parquet
@@ -108,7 +108,11 @@ def semantic_clusters(
             "cluster_size_min_median_max": dg.MetadataValue.json(
                 [int(sizes["len"].min()), float(sizes["len"].median()), int(sizes["len"].max())] if sizes.height else []
             ),
-            "size_histogram": dg.MetadataValue.md(_histogram(sizes["len"]) if sizes.height else "none"),
+            "cluster_sizes": dg.MetadataValue.md(
+                histogram_markdown(sizes["len"].to_numpy(), "Cluster sizes", "documents in the cluster", log_x=True)
+                if sizes.height
+                else "none"
+            ),
         },
         data_version=dg.DataVersion(ledger.digest()),
         check_results=[
@@ -227,10 +231,3 @@ def semantic_duplicates(
             )
         ],
     )
-
-
-def _histogram(sizes: pl.Series) -> str:
-    """Cluster sizes in power-of-two buckets, as a markdown bar chart."""
-    buckets = (2 ** np.floor(np.log2(sizes.to_numpy()))).astype(int)
-    counts = pl.DataFrame({"size from": buckets}).group_by("size from").len().sort("size from")
-    return markdown_table(counts.with_columns(pl.Series("clusters", ["#" * n for n in counts["len"]])))
