@@ -103,7 +103,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for name, count, seconds in [
         ("SentenceTransformer.encode, MiniLM 256 tokens (baseline)", len(subset), baseline_s),
-        ("curation_dag MiniLM path (length-sorted batches)", len(subset), ours_s),
+        ("curation_dag MiniLM path", len(subset), ours_s),
         ("curation_dag fast path (static, distilled from MiniLM)", len(texts), static_s),
     ]:
         print(

@@ -34,61 +34,41 @@ def demo() -> None:
     keys = instance.get_dynamic_partitions("drops")
     click.echo(f"Dagster instance: {os.environ['DAGSTER_HOME']} ({len(keys)} drops registered)")
 
-    job = defs.resolve_job_def("curation_job")
-    rows = []
-    for key in keys:
-        result = job.execute_in_process(
-            instance=instance, partition_key=key, run_config=QUIET_RUN, raise_on_error=False
+    if not keys:
+        raise click.ClickException(f"no complete drops under {defs.resources['drops'].drops_root}")
+
+    def run(job: str, partition_key: str | None = None) -> dg.ExecuteInProcessResult:
+        """Run a job in process; a failure stops the demo with the failing step's message."""
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=instance, partition_key=partition_key, run_config=QUIET_RUN, raise_on_error=False
         )
         if not result.success:
-            failure = next((e.message for e in result.all_events if e.is_failure), "see the run in `make ui`")
-            raise click.ClickException(f"drop {key}: {failure}")
-        metadata = result.asset_materializations_for_node("raw_documents")[0].metadata
-        checks = result.get_asset_check_evaluations()
-        rows.append(
-            (
-                key,
-                metadata["input_rows"].value,
-                metadata["accepted"].value,
-                metadata["quarantined"].value,
-                "passed" if all(c.passed for c in checks) else "FAILED",
-                metadata["documents"].value,
-            )
-        )
+            failure = next((e.message for e in result.all_events if e.is_failure), "")
+            raise click.ClickException(f"{job} {partition_key or ''} failed: {failure} (see the run in `make ui`)")
+        return result
+
     click.echo(f"\n{'drop':<24} {'rows':>6} {'accepted':>9} {'quarantined':>12} {'checks':>7}  documents")
-    for key, n_input, accepted, quarantined, checks, path in rows:
-        click.echo(f"{key:<24} {n_input:>6} {accepted:>9} {quarantined:>12} {checks:>7}  {path}")
+    for key in keys:
+        result = run("curation_job", key)
+        metadata = result.asset_materializations_for_node("raw_documents")[0].metadata
+        checks = "passed" if all(c.passed for c in result.get_asset_check_evaluations()) else "FAILED"
+        rows, accepted, quarantined = (metadata[n].value for n in ("input_rows", "accepted", "quarantined"))
+        path = metadata["documents"].value
+        click.echo(f"{key:<24} {rows:>6} {accepted:>9} {quarantined:>12} {checks:>7}  {path}")
     click.echo("\nQuarantined rows sit beside each documents.parquet in quarantine.parquet.")
 
-    dedup = defs.resolve_job_def("dedup_job").execute_in_process(
-        instance=instance, run_config=QUIET_RUN, raise_on_error=False
-    )
-    if not dedup.success:
-        raise click.ClickException("dedup_job failed; see the run in `make ui`")
+    run("dedup_job")
     storage = defs.resources["storage"]
     near = {e["key"]: e for e in Ledger(storage.asset_dir("near_duplicates")).drops}
     click.echo(f"\n{'drop (arrival order)':<24} {'exact dups':>10} {'near dups':>10}")
     for entry in Ledger(storage.asset_dir("exact_duplicates")).drops:
         click.echo(f"{entry['key']:<24} {entry['duplicates']:>10} {near[entry['key']]['duplicates']:>10}")
-    embed = defs.resolve_job_def("embed_job")
-    embedded = 0
-    for key in keys:
-        result = embed.execute_in_process(
-            instance=instance, partition_key=key, run_config=QUIET_RUN, raise_on_error=False
-        )
-        if not result.success:
-            raise click.ClickException(f"embed_job failed for drop {key}; see the run in `make ui`")
-        metadata = result.asset_materializations_for_node("embeddings")[0].metadata
-        embedded += metadata["documents"].value
-    click.echo(
-        f"\nEmbedded {embedded} deduplicated documents with {metadata['model'].value} on {metadata['device'].value}."
-    )
-    semantic = defs.resolve_job_def("semantic_job").execute_in_process(
-        instance=instance, run_config=QUIET_RUN, raise_on_error=False
-    )
-    if not semantic.success:
-        raise click.ClickException("semantic_job failed; see the run in `make ui`")
-    clusters = semantic.asset_materializations_for_node("semantic_clusters")[0].metadata
+
+    embedded = [run("embed_job", key).asset_materializations_for_node("embeddings")[0].metadata for key in keys]
+    model, device = embedded[0]["model"].value, embedded[0]["device"].value
+    total = sum(m["documents"].value for m in embedded)
+    click.echo(f"\nEmbedded {total} deduplicated documents with {model} on {device}.")
+    clusters = run("semantic_job").asset_materializations_for_node("semantic_clusters")[0].metadata
     decided = Ledger(storage.asset_dir("semantic_duplicates")).drops
     marked, total = sum(e["duplicates"] for e in decided), sum(e["documents"] for e in decided)
     click.echo(f"{clusters['k'].value} semantic clusters; SemDeDup marked {marked} of {total} as semantic duplicates.")
