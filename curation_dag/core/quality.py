@@ -211,8 +211,9 @@ def _paragraph_signals(docs: pl.LazyFrame) -> pl.LazyFrame:
 def _word_signals(docs: pl.LazyFrame) -> pl.LazyFrame:
     words = _exploded(docs, pl.col("text").str.extract_all(WORD), "word")
     longest = max(max(TOP_NGRAMS), max(DUPLICATE_NGRAMS))
-    # n-gram n starting at each word: its hash chained from n-gram n-1, its length in characters.
-    words = words.with_columns(g1=pl.col("word").hash(7), l1=pl.col("word").str.len_chars())
+    # The n-gram starting at each word: a hash chained from the (n-1)-gram's, that includes the document
+    # so a plain hash column identifies an n-gram within its document; and its length in characters.
+    words = words.with_columns(g1=pl.struct("doc", "word").hash(7), l1=pl.col("word").str.len_chars())
     for n in range(2, longest + 1):
         words = words.with_columns(
             pl.struct(f"g{n - 1}", pl.col("g1").shift(-(n - 1)).alias("next")).hash(n).alias(f"g{n}"),
@@ -224,7 +225,7 @@ def _word_signals(docs: pl.LazyFrame) -> pl.LazyFrame:
 
     covered = {}
     for n in DUPLICATE_NGRAMS:
-        later = fits(n) & ~pl.struct("doc", f"g{n}").is_first_distinct()
+        later = fits(n) & ~pl.col(f"g{n}").is_first_distinct()
         # A word is covered when a repeated n-gram starts at most n - 1 words before it.
         covered[n] = later.cast(pl.UInt8).rolling_max(n, min_samples=1).cast(pl.Boolean)
     words = words.with_columns(
@@ -245,8 +246,13 @@ def _word_signals(docs: pl.LazyFrame) -> pl.LazyFrame:
         # The most frequent n-gram (the earliest among equals) times its length with spaces.
         counted = (
             words.filter(fits(n))
-            .group_by("doc", f"g{n}")
-            .agg(times=pl.len(), first=pl.col("pos").min(), chars=pl.col(f"l{n}").first() + (n - 1))
+            .group_by(f"g{n}")
+            .agg(
+                pl.col("doc").first(),
+                times=pl.len(),
+                first=pl.col("pos").min(),
+                chars=pl.col(f"l{n}").first() + (n - 1),
+            )
         )
         top = (
             counted.filter(pl.col("times") == pl.col("times").max().over("doc"))
