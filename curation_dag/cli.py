@@ -68,10 +68,13 @@ def demo() -> None:
     model, device = embedded[0]["model"].value, embedded[0]["device"].value
     total = sum(m["documents"].value for m in embedded)
     click.echo(f"\nEmbedded {total} deduplicated documents with {model} on {device}.")
-    clusters = run("semantic_job").asset_materializations_for_node("semantic_clusters")[0].metadata
+    semantic = run("semantic_job")
+    clusters = semantic.asset_materializations_for_node("semantic_clusters")[0].metadata
     decided = Ledger(storage.asset_dir("semantic_duplicates")).drops
     marked, total = sum(e["duplicates"] for e in decided), sum(e["documents"] for e in decided)
     click.echo(f"{clusters['k'].value} semantic clusters; SemDeDup marked {marked} of {total} as semantic duplicates.")
+    scores = semantic.asset_materializations_for_node("quality_scores")[0].metadata
+    click.echo(f"\nShare passing each quality rule set, by source:\n{scores['pass_rates_by_source'].value}")
     folders = ", ".join(str(storage.asset_dir(name) / "decisions") for name in ("exact_duplicates", "near_duplicates"))
     click.echo(f"\nDuplicate decisions: {folders}")
     click.echo("`make ui` shows the asset graph, the runs and every asset's metadata.")

@@ -12,6 +12,7 @@ import dagster as dg
 from curation_dag.assets.dedup import exact_duplicates, minhash_signatures, near_duplicates
 from curation_dag.assets.embed import embeddings
 from curation_dag.assets.ingest import raw_documents
+from curation_dag.assets.quality import quality_scores, quality_signals
 from curation_dag.assets.semantic import semantic_clusters, semantic_duplicates
 from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
 from curation_dag.sensors import new_drops_sensor
@@ -20,7 +21,7 @@ recipes = RecipesResource(folder=os.environ.get("CURATION_RECIPES", "dbt_like_re
 
 curation_job = dg.define_asset_job(
     "curation_job",
-    selection=dg.AssetSelection.assets(raw_documents, minhash_signatures),
+    selection=dg.AssetSelection.assets(raw_documents, minhash_signatures, quality_signals),
     description="Curate one data drop: every per-drop step, from raw shards on.",
 )
 dedup_job = dg.define_asset_job(
@@ -35,8 +36,9 @@ embed_job = dg.define_asset_job(
 )
 semantic_job = dg.define_asset_job(
     "semantic_job",
-    selection=dg.AssetSelection.assets(semantic_clusters, semantic_duplicates),
-    description="Cluster every embedded drop not yet clustered, then find semantic duplicates (SemDeDup).",
+    selection=dg.AssetSelection.assets(semantic_clusters, semantic_duplicates, quality_scores),
+    description="Cluster every embedded drop not yet clustered, find semantic duplicates (SemDeDup) and add the "
+    "model-based quality scores.",
 )
 
 defs = dg.Definitions(
@@ -48,6 +50,8 @@ defs = dg.Definitions(
         embeddings,
         semantic_clusters,
         semantic_duplicates,
+        quality_signals,
+        quality_scores,
     ],
     jobs=[curation_job, dedup_job, embed_job, semantic_job],
     sensors=[new_drops_sensor],

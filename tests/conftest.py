@@ -27,6 +27,17 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def static_embedder(pytestconfig):
+    """The CPU fast path, distilled from the bundled MiniLM once per checkout into pytest's cache
+    (about a minute the first time), then loaded from there."""
+    from curation_dag.resources import EmbedderResource
+
+    embedder = EmbedderResource(device="cpu", cache_dir=str(pytestconfig.cache.mkdir("static-embedder")))
+    embedder.setup_for_execution(dg.build_init_resource_context())
+    return embedder
+
+
 @pytest.fixture
 def instance():
     with dg.DagsterInstance.ephemeral() as ephemeral:

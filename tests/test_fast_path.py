@@ -5,17 +5,8 @@ import json
 
 import dagster as dg
 import numpy as np
-import pytest
 
 from curation_dag.resources import EmbedderResource
-
-
-@pytest.fixture(scope="module")
-def static_embedder(tmp_path_factory):
-    """Distilled once for the module (about a minute), then loaded from the cache."""
-    embedder = EmbedderResource(device="auto", cache_dir=str(tmp_path_factory.mktemp("models")))
-    embedder.setup_for_execution(dg.build_init_resource_context())
-    return embedder
 
 
 def test_auto_on_cpu_picks_the_static_model_and_caches_it(static_embedder):

@@ -35,19 +35,49 @@ def file_digest(*paths: Path) -> str:
 
 def histogram_markdown(values: np.ndarray, title: str, xlabel: str, log_x: bool = False) -> str:
     """A histogram as a PNG inside markdown, which the Dagster UI shows as an image."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display: render to memory
-    from matplotlib import pyplot as plt
-
+    plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6, 3), dpi=100)
     bins = np.geomspace(max(values.min(), 1), max(values.max(), 2), 30) if log_x else 30
-    axes.hist(values, bins=bins, color="#4f6bed")
+    axes.hist(values, bins=bins, color=COLOUR)
     if log_x:
         axes.set_xscale("log")
     axes.set(title=title, xlabel=xlabel, ylabel="count")
+    return _png_markdown(figure, title)
+
+
+def histograms_markdown(panels: list[tuple[str, np.ndarray, list[float]]], title: str) -> str:
+    """Small multiples: one histogram per (name, values, threshold lines), in one PNG."""
+    plt = _pyplot()
+    columns = 4
+    rows = -(-len(panels) // columns)
+    figure, grid = plt.subplots(rows, columns, figsize=(3 * columns, 2.2 * rows), dpi=90, squeeze=False)
+    for axes, (name, values, cuts) in zip(grid.flat, panels, strict=False):
+        axes.hist(values, bins=30, color=COLOUR)
+        for cut in cuts:
+            axes.axvline(cut, color="#d33", linestyle="--", linewidth=1)
+        axes.set_title(name, fontsize=8)
+        axes.tick_params(labelsize=7)
+    for axes in list(grid.flat)[len(panels) :]:
+        axes.set_visible(False)
+    figure.suptitle(title, fontsize=10)
+    return _png_markdown(figure, title)
+
+
+COLOUR = "#4f6bed"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: render to memory
+    from matplotlib import pyplot
+
+    return pyplot
+
+
+def _png_markdown(figure, title: str) -> str:
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    plt.close(figure)
+    _pyplot().close(figure)
     return f"![{title}](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})"

@@ -1,0 +1,239 @@
+"""Quality: heuristic signals of each drop, and scores that add the clusters' model-based metrics."""
+
+import time
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
+from curation_dag.assets.ingest import raw_documents
+from curation_dag.assets.metadata import file_digest, histograms_markdown, markdown_table
+from curation_dag.assets.semantic import semantic_clusters
+from curation_dag.checks.sql import sql_check
+from curation_dag.core.dedup_store import Ledger, exclusive, write_parquet
+from curation_dag.core.pruning import cluster_complexity
+from curation_dag.core.quality import RULE_SETS, RULES, SIGNAL_RANGES, assess, rule_passes
+from curation_dag.partitions import drops_partitions, pending_drops
+from curation_dag.resources import StorageResource
+
+BATCH = 2_000  # documents per batch: bounds the exploded word and n-gram tables in memory
+EXAMPLES_PER_RULE = 2
+PLOTTED = [
+    "gopher_words", "gopher_mean_word_length", "gopher_alpha_word_frac", "gopher_stop_words",
+    "gopher_dup_line_frac", "gopher_top_2gram_char_frac", "gopher_dup_5gram_char_frac", "c4_sentences",
+    "fineweb_line_punct_frac", "fineweb_short_line_frac", "fineweb_dup_line_char_frac", "fineweb_newline_word_ratio",
+    "code_mean_line_length", "code_alnum_frac", "language_score",
+]  # fmt: skip
+
+
+def _range_violations(table: str) -> str:
+    """SQL: one row per signal value that is null, NaN or outside its valid range."""
+    queries = []
+    for signal, (low, high) in SIGNAL_RANGES.items():
+        bad = [f"{signal} IS NULL", f"isnan({signal}::DOUBLE)", f"{signal} < {low}"]
+        bad += [f"{signal} > {high}"] if high is not None else []
+        queries.append(
+            f"SELECT doc_id, '{signal}' AS signal, {signal}::DOUBLE AS value FROM {table} WHERE {' OR '.join(bad)}"
+        )
+    queries.append(f"SELECT doc_id, 'language' AS signal, NULL AS value FROM {table} WHERE language IS NULL")
+    return "\nUNION ALL\n".join(queries)
+
+
+@dg.asset(
+    partitions_def=drops_partitions,
+    deps=[raw_documents],
+    group_name="quality",
+    kinds={"polars", "parquet"},
+    code_version="1",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "signals_within_valid_ranges",
+            asset="quality_signals",
+            blocking=True,
+            description="No signal is null or NaN, fractions lie in [0, 1], counts and lengths are >= 0.",
+        )
+    ],
+)
+def quality_signals(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    """Every heuristic signal (Gopher, C4, FineWeb, code, language) of the drop's documents, with rule set verdicts."""
+    key = context.partition_key
+    source = storage.upstream_file("raw_documents", key, "documents.parquet")
+    documents = pq.ParquetFile(source)
+    started = time.perf_counter()
+    parts = []
+    for batch in documents.iter_batches(BATCH, columns=["doc_id", "text"]):
+        frame = pl.from_arrow(batch)
+        parts.append(pl.concat([frame.select("doc_id"), assess(frame["text"])], how="horizontal"))
+    signals = pl.concat(parts)
+    seconds = time.perf_counter() - started
+    out = storage.asset_dir("quality_signals", key) / "signals.parquet"
+    write_parquet(signals, out)
+    return dg.MaterializeResult(
+        metadata={
+            "documents": signals.height,
+            "docs_per_second": round(signals.height / seconds, 1) if seconds else None,
+            "pass_rates": dg.MetadataValue.md(markdown_table(_pass_rates(signals))),
+            "languages": dg.MetadataValue.md(markdown_table(_languages(signals))),
+            "signal_distributions": dg.MetadataValue.md(
+                histograms_markdown(
+                    [(name, signals[name].to_numpy(), _cuts(name)) for name in PLOTTED],
+                    f"Quality signals of {key} (dashed: rule thresholds)",
+                )
+            ),
+            "failing_examples": dg.MetadataValue.md(markdown_table(_failing_examples(signals, source))),
+            "signals": dg.MetadataValue.path(str(out)),
+        },
+        data_version=dg.DataVersion(file_digest(out)),
+        check_results=[
+            sql_check("quality_signals", "signals_within_valid_ranges", _range_violations("signals"), signals=str(out))
+        ],
+    )
+
+
+def _cuts(signal: str) -> list[float]:
+    return [bound for rule in RULES if rule.signal == signal for bound in (rule.low, rule.high) if bound is not None]
+
+
+def _pass_rates(signals: pl.DataFrame) -> pl.DataFrame:
+    """Share of documents passing each rule set and rule, with the rule's passing range."""
+    passes = rule_passes(signals)
+    rows = []
+    for name, rules in RULE_SETS.items():
+        rows.append({"rule": f"**{name}** (all rules)", "passes": "", "pass_rate": passes[name].mean()})
+        rows += [
+            {"rule": rule.name, "passes": rule.describe(), "pass_rate": passes[rule.name].mean()} for rule in rules
+        ]
+    return pl.DataFrame(rows).with_columns(pl.col("pass_rate").round(3))
+
+
+def _languages(signals: pl.DataFrame) -> pl.DataFrame:
+    return (
+        signals.group_by("language")
+        .agg(documents=pl.len(), mean_score=pl.col("language_score").mean().round(3))
+        .sort("documents", "language", descending=[True, False])
+        .head(10)
+    )
+
+
+def _failing_examples(signals: pl.DataFrame, documents: Path) -> pl.DataFrame:
+    """A few documents failing each rule, with the signal value and the opening of the text."""
+    passes = rule_passes(signals)
+    rows = []
+    for rule in RULES:
+        failing = signals.filter(~passes[rule.name]).head(EXAMPLES_PER_RULE)
+        rows += [
+            {"rule": rule.name, "passes": rule.describe(), "doc_id": doc_id, "value": round(float(value), 4)}
+            for doc_id, value in failing.select("doc_id", rule.signal).iter_rows()
+        ]
+    examples = pl.DataFrame(
+        rows, schema={"rule": pl.String, "passes": pl.String, "doc_id": pl.String, "value": pl.Float64}
+    )
+    openings = (
+        pl.scan_parquet(documents)
+        .filter(pl.col("doc_id").is_in(examples["doc_id"].implode()))
+        .select("doc_id", opening=pl.col("text").str.slice(0, 80))
+        .collect()
+    )
+    return examples.join(openings, on="doc_id", how="left", maintain_order="left")
+
+
+@dg.asset(
+    deps=[quality_signals, semantic_clusters],
+    group_name="quality",
+    kinds={"polars", "parquet"},
+    code_version="1",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "scores_within_valid_ranges",
+            asset="quality_scores",
+            blocking=True,
+            description="Prototypicality in [0, 2] for every clustered document; cluster complexity finite and >= 0.",
+        )
+    ],
+)
+def quality_scores(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    """Signals joined with prototypicality (distance to the centroid) and cluster complexity, drop by drop."""
+    clusters = Ledger(storage.asset_dir("semantic_clusters"))
+    folder = storage.asset_dir("quality_scores")
+    with exclusive(folder):
+        ledger = Ledger(folder)
+        clustered = set(clusters.keys)
+        keys = [key for key in pending_drops(context, quality_signals.key, ledger.keys) if key in clustered]
+        for key in keys:
+            signals = pl.read_parquet(storage.upstream_file("quality_signals", key, "signals.parquet"))
+            assigned = pl.read_parquet(clusters.decision_file(key), columns=["doc_id", "cluster", "distance"])
+            scores = signals.join(assigned, on="doc_id", how="left", maintain_order="left").select(
+                "doc_id",
+                pl.lit(key).alias("drop"),
+                pl.col("doc_id").str.split("/").list.first().alias("source"),
+                "cluster",
+                pl.col("distance").alias("prototypicality"),
+                pl.exclude("doc_id", "cluster", "distance"),
+            )
+            write_parquet(scores, ledger.decision_file(key))
+            clustered_now = int(scores["cluster"].is_not_null().sum())
+            ledger.commit({"key": key, "documents": scores.height, "clustered": clustered_now})
+        everything = ledger.scan_decisions()
+        scored = everything.collect() if everything is not None else None
+        if scored is None:
+            raise dg.Failure(description="no drop has both quality signals and clusters: materialize them first")
+        complexity = cluster_complexity(
+            scored.filter(pl.col("cluster").is_not_null()).select("doc_id", "cluster", distance="prototypicality"),
+            np.load(storage.asset_dir("semantic_clusters") / "centroids.npy"),
+        )
+        complexity_path = folder / "cluster_complexity.parquet"
+        write_parquet(complexity, complexity_path)
+    return dg.MaterializeResult(
+        metadata={
+            "absorbed_now": len(keys),
+            "documents": scored.height,
+            "pass_rates_by_source": dg.MetadataValue.md(markdown_table(_pass_rates_by_source(scored))),
+            "languages_by_source": dg.MetadataValue.md(markdown_table(_languages_by_source(scored))),
+            "cluster_complexity": dg.MetadataValue.md(
+                markdown_table(complexity.sort("complexity", descending=True).with_columns(pl.col(pl.Float64).round(4)))
+            ),
+            "distributions": dg.MetadataValue.md(
+                histograms_markdown(
+                    [
+                        ("prototypicality", scored["prototypicality"].drop_nulls().to_numpy(), []),
+                        ("cluster complexity", complexity["complexity"].to_numpy(), []),
+                    ],
+                    "Model-based metrics",
+                )
+            ),
+            "complexity_table": dg.MetadataValue.path(str(complexity_path)),
+        },
+        data_version=dg.DataVersion(f"{ledger.digest()}-{file_digest(complexity_path)}"),
+        check_results=[
+            sql_check(
+                "quality_scores",
+                "scores_within_valid_ranges",
+                "SELECT 'document' AS kind, doc_id AS id, prototypicality AS value FROM scores "
+                "WHERE cluster IS NOT NULL AND (prototypicality IS NULL OR prototypicality < 0 OR prototypicality > 2) "
+                "UNION ALL SELECT 'cluster', cluster::VARCHAR, complexity FROM complexity "
+                "WHERE complexity IS NULL OR isnan(complexity) OR complexity < 0",
+                scores=[str(path) for path in ledger.decision_files()],
+                complexity=str(complexity_path),
+            )
+        ],
+    )
+
+
+def _pass_rates_by_source(scored: pl.DataFrame) -> pl.DataFrame:
+    return (
+        scored.group_by("source")
+        .agg(pl.len().alias("documents"), *(pl.col(name).mean().round(3) for name in RULE_SETS))
+        .sort("source")
+    )
+
+
+def _languages_by_source(scored: pl.DataFrame) -> pl.DataFrame:
+    return (
+        scored.group_by("source", "language")
+        .agg(documents=pl.len())
+        .sort("source", "documents", descending=[False, True])
+        .group_by("source", maintain_order=True)
+        .head(3)
+    )
