@@ -75,6 +75,15 @@ def demo() -> None:
     click.echo(f"{clusters['k'].value} semantic clusters; SemDeDup marked {marked} of {total} as semantic duplicates.")
     scores = semantic.asset_materializations_for_node("quality_scores")[0].metadata
     click.echo(f"\nShare passing each quality rule set, by source:\n{scores['pass_rates_by_source'].value}")
-    folders = ", ".join(str(storage.asset_dir(name) / "decisions") for name in ("exact_duplicates", "near_duplicates"))
-    click.echo(f"\nDuplicate decisions: {folders}")
+    mixtures = run("mixtures_job")
+    click.echo(f"\n{'mixture':<30} {'documents':>9} {'tokens':>8} {'budget':>8}  manifest sha256")
+    built = {e.asset_key.path[-1]: e.materialization.metadata for e in mixtures.get_asset_materialization_events()}
+    for node, metadata in sorted(built.items()):
+        if not node.startswith("mixture_"):
+            continue
+        documents, tokens, budget, digest = (
+            metadata[n].value for n in ("documents", "tokens", "budget_tokens", "manifest_sha256")
+        )
+        click.echo(f"{node:<30} {documents:>9} {tokens:>8} {budget:>8}  {digest[:16]}")
+    click.echo(f"\nMixtures, their manifests and decision ledgers: {storage.asset_dir('mixtures')}")
     click.echo("`make ui` shows the asset graph, the runs and every asset's metadata.")

@@ -12,12 +12,18 @@ import dagster as dg
 from curation_dag.assets.dedup import exact_duplicates, minhash_signatures, near_duplicates
 from curation_dag.assets.embed import embeddings
 from curation_dag.assets.ingest import raw_documents
+from curation_dag.assets.mixtures import mixture_assets
 from curation_dag.assets.quality import quality_scores, quality_signals
+from curation_dag.assets.recipe_models import model_assets
 from curation_dag.assets.semantic import semantic_clusters, semantic_duplicates
 from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
 from curation_dag.sensors import new_drops_sensor
 
 recipes = RecipesResource(folder=os.environ.get("CURATION_RECIPES", "dbt_like_recipes"))
+# Recipe models (models/*.sql) and mixtures (mixtures/*.yml) are compiled when the code location
+# loads: a broken recipe fails here, naming the file and line, before any run starts.
+models = model_assets(recipes.folder)
+mixtures = mixture_assets(recipes.folder, models)
 
 curation_job = dg.define_asset_job(
     "curation_job",
@@ -40,6 +46,11 @@ semantic_job = dg.define_asset_job(
     description="Cluster every embedded drop not yet clustered, find semantic duplicates (SemDeDup) and add the "
     "model-based quality scores.",
 )
+mixtures_job = dg.define_asset_job(
+    "mixtures_job",
+    selection=dg.AssetSelection.groups("recipes", "mixtures"),
+    description="Build every recipe model, then every training mixture.",
+)
 
 defs = dg.Definitions(
     assets=[
@@ -52,8 +63,10 @@ defs = dg.Definitions(
         semantic_duplicates,
         quality_signals,
         quality_scores,
+        *models,
+        *mixtures,
     ],
-    jobs=[curation_job, dedup_job, embed_job, semantic_job],
+    jobs=[curation_job, dedup_job, embed_job, semantic_job, mixtures_job],
     sensors=[new_drops_sensor],
     resources={
         "storage": StorageResource(root=os.environ.get("CURATION_STORAGE_ROOT", ".curation")),

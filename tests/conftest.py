@@ -38,6 +38,40 @@ def static_embedder(pytestconfig):
     return embedder
 
 
+@pytest.fixture(scope="session")
+def demo_pipeline(tmp_path_factory, static_embedder):
+    """Every pipeline asset, ingest to quality scores, materialized once per session on the six
+    demo drops (as `make demo` does): the instance, the storage root and the `dg.materialize` kwargs."""
+    from curation_dag.assets.dedup import exact_duplicates, minhash_signatures, near_duplicates
+    from curation_dag.assets.embed import embeddings
+    from curation_dag.assets.ingest import raw_documents
+    from curation_dag.assets.quality import quality_scores, quality_signals
+    from curation_dag.assets.semantic import semantic_clusters, semantic_duplicates
+    from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
+
+    root = tmp_path_factory.mktemp("demo_pipeline") / "store"
+    recipes = RecipesResource(folder=str(RECIPES))
+    resources = {
+        "storage": StorageResource(root=str(root)),
+        "recipes": recipes,
+        "drops": DropsResource(drops_root=str(DEMO_DROPS), recipes=recipes),
+        "embedder": EmbedderResource(device="cpu", cache_dir=static_embedder.cache_dir),
+    }
+    drops = (f"{drop.parent.name}/{drop.name}" for drop in DEMO_DROPS.glob("*/*") if drop.is_dir())
+    keys = sorted(drops, key=lambda key: (key.split("/")[1], key))  # in arrival order, as the sensor adds them
+    with dg.DagsterInstance.ephemeral() as instance:
+        run = dict(instance=instance, resources=resources)
+        instance.add_dynamic_partitions("drops", keys)
+        for key in keys:
+            per_drop = dg.materialize([raw_documents, minhash_signatures, quality_signals], partition_key=key, **run)
+            assert per_drop.success
+        assert dg.materialize([exact_duplicates, near_duplicates], **run).success
+        for key in keys:
+            assert dg.materialize([embeddings], partition_key=key, **run).success
+        assert dg.materialize([semantic_clusters, semantic_duplicates, quality_scores], **run).success
+        yield instance, root, run
+
+
 @pytest.fixture
 def instance():
     with dg.DagsterInstance.ephemeral() as ephemeral:

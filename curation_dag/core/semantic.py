@@ -73,13 +73,14 @@ def fit_centroids(vectors: np.ndarray, config: SemanticConfig) -> tuple[np.ndarr
 
 
 def assign(vectors: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest centroid of each vector, and its cosine distance (1 - cosine similarity) to it."""
+    """Nearest centroid of each vector, and its cosine distance (1 - cosine similarity) to it, in [0, 2]
+    (float32 rounding would otherwise give a vector equal to its centroid a distance of -1e-7)."""
     import faiss
 
     index = faiss.IndexFlatIP(centroids.shape[1])
     index.add(centroids)
     similarity, nearest = index.search(np.ascontiguousarray(vectors, dtype=np.float32), 1)
-    return nearest[:, 0].astype(np.int64), (1.0 - similarity[:, 0]).astype(np.float32)
+    return nearest[:, 0].astype(np.int64), np.clip(1.0 - similarity[:, 0], 0.0, 2.0).astype(np.float32)
 
 
 def find_semantic_duplicates(

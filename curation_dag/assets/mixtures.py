@@ -1,0 +1,271 @@
+"""Mixtures: one asset per spec in `dbt_like_recipes/mixtures/`, built from a recipe model's candidates."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from curation_dag.assets.ingest import raw_documents
+from curation_dag.assets.metadata import markdown_table
+from curation_dag.assets.quality import quality_scores
+from curation_dag.checks.sql import sql_check
+from curation_dag.core.atomic import atomic_path
+from curation_dag.core.dedup_store import Ledger
+from curation_dag.core.mixture import (
+    STAGES,
+    Infeasible,
+    MixtureSpec,
+    allocate,
+    decide,
+    load_mixtures,
+    manifest_digest,
+    order,
+    token_counts,
+)
+from curation_dag.core.recipe_models import model_output
+from curation_dag.resources import StorageResource
+
+BUDGET_TOLERANCE = 0.005  # the mixture's tokens are within 0.5% of its budget
+SHARE_TOLERANCE = 0.01  # each source's token share is within 1 percentage point of its weight
+CURRENT = "CURRENT"  # names the folder of the latest materialization
+
+
+def mixture_assets(folder: str | Path, models: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+    """An asset per mixture spec; `models` are the recipe model assets a spec may take as its pool."""
+    pools = {model.key.path[-1]: model for model in models}
+    specs = load_mixtures(Path(folder) / "mixtures", set(pools))
+    return [_mixture_asset(name, spec, path, pools[spec.pool]) for name, (spec, path) in specs.items()]
+
+
+def mixture_folder(storage: StorageResource, name: str) -> Path:
+    """The folder of a mixture's latest materialization."""
+    root = storage.asset_dir("mixtures") / name
+    return root / (root / CURRENT).read_text().strip()
+
+
+def _mixture_asset(name: str, spec: MixtureSpec, path: Path, model: dg.AssetsDefinition) -> dg.AssetsDefinition:
+    pool = model.key
+    # Editing the spec or the pool's SQL (whose version covers its own upstream models) makes the mixture stale.
+    version = hashlib.sha256(path.read_bytes() + model.code_versions_by_key[pool].encode()).hexdigest()[:16]
+    checks = {
+        "one_verdict_per_candidate": "Every candidate has exactly one verdict in the decision ledger.",
+        "budget_met": f"The mixture's tokens are within {BUDGET_TOLERANCE:.1%} of budget_tokens.",
+        "weights_met": f"Each source's token share is within {SHARE_TOLERANCE:.0%} (absolute) of its weight.",
+        "repeats_within_cap": "No document appears more than max_repeats times.",
+        "only_kept_documents": "Every document in the output was kept by the ledger.",
+    }
+
+    @dg.asset(
+        name=f"mixture_{name}",
+        deps=[pool, quality_scores, raw_documents],
+        group_name="mixtures",
+        kinds={"parquet", "duckdb"},
+        code_version=version,
+        description=(spec.description or f"The {name} training mixture.").strip().splitlines()[0],
+        check_specs=[
+            dg.AssetCheckSpec(check, asset=f"mixture_{name}", blocking=True, description=text)
+            for check, text in checks.items()
+        ],
+    )
+    def _mixture(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+        try:
+            return _build(context, storage, name, spec, path, pool)
+        except (Infeasible, ValueError) as error:
+            raise dg.Failure(description=str(error)) from None
+
+    return _mixture
+
+
+def _build(context, storage, name, spec, path, pool) -> dg.MaterializeResult:
+    candidates = pl.read_parquet(model_output(storage.root, pool.path[-1]))
+    if candidates["doc_id"].n_unique() != candidates.height:
+        raise ValueError(f"{path}: pool {pool.path[-1]} has repeated doc_ids; a candidate pool lists each once")
+    candidates = _with_signals(storage, candidates)
+    complexity_file = storage.asset_dir("quality_scores") / "cluster_complexity.parquet"
+    complexity = pl.read_parquet(complexity_file) if complexity_file.is_file() else None
+    decisions = decide(spec, candidates, complexity)
+
+    survivors = candidates.filter(decisions["stage"].is_null()).select("doc_id", "source")
+    texts = _texts(storage, survivors["doc_id"])
+    survivors = survivors.join(texts, on="doc_id", maintain_order="left")
+    survivors = survivors.with_columns(tokens=pl.Series(token_counts(survivors["text"].to_list(), spec.tokenizer)))
+    selected = allocate(spec, survivors.drop("text"), str(path))  # raises before anything is written
+
+    decisions = decisions.join(selected.select("doc_id", "repeats", "tokens"), on="doc_id", how="left").with_columns(
+        pl.when(pl.col("stage").is_null() & (pl.col("repeats") == 0))
+        .then(pl.lit("budget"))
+        .otherwise(pl.col("stage"))
+        .alias("stage"),
+        pl.when(pl.col("stage").is_null() & (pl.col("repeats") == 0))
+        .then(pl.lit("not needed: the source's token budget was already filled"))
+        .otherwise(pl.col("reason"))
+        .alias("reason"),
+        repeats=pl.col("repeats").fill_null(0),
+    )
+    decisions = decisions.select(
+        "doc_id",
+        verdict=pl.when(pl.col("stage").is_null()).then(pl.lit("kept")).otherwise(pl.lit("removed")),
+        stage="stage",
+        reason="reason",
+        repeats="repeats",
+        tokens="tokens",
+        duplicate_of="duplicate_of",
+        similarity="similarity",
+        rule="rule",
+        value="value",
+    )
+    curriculum = [] if spec.order == "shuffle" else [spec.order.by]
+    extra = list(dict.fromkeys(c for c in ("cluster", "language", *curriculum) if c in candidates.columns))
+    chosen = selected.filter(pl.col("repeats") > 0).join(
+        candidates.select("doc_id", *extra), on="doc_id", maintain_order="left"
+    )
+    copies = order(spec, chosen)
+    first = copies.group_by("doc_id").agg(position=pl.col("position").min())
+    manifest = (
+        chosen.join(first, on="doc_id")
+        .select("doc_id", "repeats", "position", "tokens", "source", *(["cluster"] if "cluster" in extra else []))
+        .sort("position")
+    )
+    digest = manifest_digest(manifest)
+    out = storage.asset_dir("mixtures") / name / digest[:16]
+    out.mkdir(parents=True, exist_ok=True)
+    documents = copies.select("position", "doc_id", "copy", "source").join(texts, on="doc_id", maintain_order="left")
+    _write(documents, out / f"documents.{spec.format}")
+    _write(manifest, out / "manifest.parquet")
+    _write(decisions, out / "decisions.parquet")
+    summary = _summary(spec, manifest, candidates, decisions, digest, context.run.run_id)
+    with atomic_path(out / "summary.json") as temporary:
+        temporary.write_text(json.dumps(summary, indent=1))
+    with atomic_path(storage.asset_dir("mixtures") / name / CURRENT) as temporary:
+        temporary.write_text(out.name)
+    return dg.MaterializeResult(
+        metadata={
+            "manifest_sha256": digest,
+            "documents": manifest.height,
+            "copies": copies.height,
+            "tokens": summary["tokens"],
+            "budget_tokens": spec.budget_tokens,
+            "funnel": dg.MetadataValue.md(markdown_table(pl.DataFrame(summary["funnel"]))),
+            "tokens_by_source": dg.MetadataValue.md(markdown_table(pl.DataFrame(summary["by_source"]))),
+            "tokens_by_language": dg.MetadataValue.md(markdown_table(pl.DataFrame(summary["by_language"]))),
+            "folder": dg.MetadataValue.path(str(out)),
+        },
+        data_version=dg.DataVersion(digest[:24]),
+        check_results=_checks(name, spec, out, candidates.height, summary),
+    )
+
+
+def _with_signals(storage: StorageResource, candidates: pl.DataFrame) -> pl.DataFrame:
+    """The pool's columns plus every quality signal it lacks, from quality_scores, by doc_id."""
+    ledger = Ledger(storage.asset_dir("quality_scores"))
+    if not ledger.drops:
+        return candidates
+    scores = pl.scan_parquet(ledger.decision_files())
+    missing = [c for c in scores.collect_schema().names() if c not in candidates.columns]
+    return candidates.join(scores.select("doc_id", *missing).collect(), on="doc_id", how="left", maintain_order="left")
+
+
+def _texts(storage: StorageResource, doc_ids: pl.Series) -> pl.DataFrame:
+    files = sorted(str(p) for p in storage.asset_dir("raw_documents").glob("*/*/documents.parquet"))
+    wanted = doc_ids.implode()
+    return pl.scan_parquet(files).filter(pl.col("doc_id").is_in(wanted)).select("doc_id", "text").collect()
+
+
+def _write(frame: pl.DataFrame, path: Path) -> None:
+    with atomic_path(path) as temporary:
+        if path.suffix == ".jsonl":
+            frame.write_ndjson(temporary)
+        else:
+            frame.write_parquet(temporary, compression="zstd")
+
+
+def _summary(spec, manifest, candidates, decisions, digest, run_id) -> dict:
+    tokens = manifest.with_columns(total=pl.col("tokens") * pl.col("repeats"))
+    total = int(tokens["total"].sum())
+    by_source = (
+        tokens.group_by("source")
+        .agg(documents=pl.len(), tokens=pl.col("total").sum())
+        .with_columns(
+            share=(pl.col("tokens") / max(total, 1)).round(4),
+            weight=pl.col("source").replace_strict(spec.weights, default=0.0),
+        )
+        .sort("source")
+    )
+    described = tokens.join(candidates.select("doc_id", *[c for c in ("language",) if c in candidates.columns]),
+                            on="doc_id", how="left")  # fmt: skip
+    language = "language" if "language" in described.columns else None
+    by_language = (
+        described.group_by(language).agg(tokens=pl.col("total").sum()).sort("tokens", descending=True)
+        if language
+        else pl.DataFrame()
+    )
+    by_cluster = (
+        tokens.group_by("cluster").agg(tokens=pl.col("total").sum()).sort("cluster")
+        if "cluster" in tokens.columns
+        else pl.DataFrame()
+    )
+    funnel = (
+        decisions.group_by("stage")
+        .agg(documents=pl.len())
+        .with_columns(pl.col("stage").fill_null("kept"))
+        .sort(pl.col("stage").replace_strict({s: i for i, s in enumerate((*STAGES, "kept"))}))
+    )
+    return {
+        "manifest_sha256": digest,
+        "run_id": run_id,
+        "candidates": candidates.height,
+        "tokens": total,
+        "budget_tokens": spec.budget_tokens,
+        "funnel": funnel.to_dicts(),
+        "by_source": by_source.to_dicts(),
+        "by_language": by_language.to_dicts(),
+        "by_cluster": by_cluster.to_dicts(),
+    }
+
+
+def _checks(name: str, spec: MixtureSpec, out: Path, candidates: int, summary: dict) -> list[dg.AssetCheckResult]:
+    asset = f"mixture_{name}"
+    decisions, manifest = str(out / "decisions.parquet"), str(out / "manifest.parquet")
+    budget, tolerance = spec.budget_tokens, BUDGET_TOLERANCE * spec.budget_tokens
+    weights = pl.DataFrame({"source": list(spec.weights), "weight": list(spec.weights.values())})
+    shares = pl.DataFrame(summary["by_source"]).select("source", "share") if summary["by_source"] else None
+    return [
+        sql_check(
+            asset,
+            "one_verdict_per_candidate",
+            f"SELECT doc_id, count(*) AS verdicts FROM decisions GROUP BY doc_id HAVING count(*) != 1 "
+            f"UNION ALL SELECT 'all candidates', count(*) FROM decisions HAVING count(*) != {candidates}",
+            decisions=decisions,
+        ),
+        sql_check(
+            asset,
+            "budget_met",
+            f"SELECT sum(tokens * repeats) AS tokens, {budget} AS budget FROM manifest "
+            f"HAVING abs(coalesce(sum(tokens * repeats), 0) - {budget}) > {tolerance}",
+            manifest=manifest,
+        ),
+        sql_check(
+            asset,
+            "weights_met",
+            "SELECT w.source, w.weight, coalesce(s.share, 0) AS share FROM weights w LEFT JOIN shares s USING (source) "
+            f"WHERE abs(coalesce(s.share, 0) - w.weight) > {SHARE_TOLERANCE}",
+            weights=weights,
+            shares=shares if shares is not None else pl.DataFrame({"source": [], "share": []}),
+        ),
+        sql_check(
+            asset,
+            "repeats_within_cap",
+            f"SELECT doc_id, repeats FROM manifest WHERE repeats > {spec.max_repeats} OR repeats < 1",
+            manifest=manifest,
+        ),
+        sql_check(
+            asset,
+            "only_kept_documents",
+            "SELECT m.doc_id, d.verdict FROM manifest m LEFT JOIN decisions d USING (doc_id) "
+            "WHERE d.verdict IS DISTINCT FROM 'kept' OR d.repeats != m.repeats",
+            manifest=manifest,
+            decisions=decisions,
+        ),
+    ]

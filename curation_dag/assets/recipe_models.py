@@ -1,0 +1,71 @@
+"""Recipe models: one asset per SQL model of `dbt_like_recipes/models`, its column tests as blocking checks."""
+
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pyarrow.parquet as pq
+
+from curation_dag.assets.metadata import file_digest, markdown_table
+from curation_dag.checks.sql import sql_check
+from curation_dag.core.recipe_files import RecipeError
+from curation_dag.core.recipe_models import (
+    RecipeModel,
+    SourceNotReady,
+    check_queries,
+    load_models,
+    model_order,
+    run_model,
+)
+from curation_dag.resources import StorageResource
+
+PREVIEW_ROWS = 5
+
+
+def model_assets(folder: str) -> list[dg.AssetsDefinition]:
+    """An asset per model of `<folder>/models`, in dependency order; a bad recipe raises RecipeError here,
+    so the code location fails to load with the file, line and problem instead of failing mid-run."""
+    models = load_models(Path(folder))
+    return [_model_asset(models[name]) for name in model_order(models)]
+
+
+def _model_asset(model: RecipeModel) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=model.name,
+        deps=[dg.AssetKey(name) for name in (*model.refs, *model.sources)],
+        group_name="recipes",
+        kinds={"duckdb", "sql"},
+        code_version=model.code_version,
+        description=model.description,
+        check_specs=[
+            dg.AssetCheckSpec(test.name, asset=model.name, blocking=True, description=test.describe())
+            for test in model.tests
+        ],
+    )
+    def recipe_model(storage: StorageResource) -> dg.MaterializeResult:
+        try:
+            output = run_model(model, storage.root)
+            queries = check_queries(model, storage.root)
+        except (RecipeError, SourceNotReady) as error:
+            raise dg.Failure(description=str(error)) from None
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": pq.read_metadata(output).num_rows,
+                "dagster/column_schema": dg.TableSchema(
+                    columns=[
+                        dg.TableColumn(
+                            field.name, str(field.type), description=model.column_descriptions.get(field.name)
+                        )
+                        for field in pq.read_schema(output)
+                    ]
+                ),
+                "preview": dg.MetadataValue.md(markdown_table(pl.read_parquet(output, n_rows=PREVIEW_ROWS))),
+                "sql": dg.MetadataValue.md(f"```sql\n{model.sql.strip()}\n```"),
+                "recipe": dg.MetadataValue.path(str(model.path)),
+                "output": dg.MetadataValue.path(str(output)),
+            },
+            data_version=dg.DataVersion(file_digest(output)),
+            check_results=[sql_check(model.name, query.name, query.sql, **query.tables) for query in queries],
+        )
+
+    return recipe_model
