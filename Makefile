@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.curation/dagster_home
 
-.PHONY: demo test ui lint benchmarks clean
+.PHONY: demo test chromium ui lint benchmarks clean
 
 $(VENV)/installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,14 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: $(VENV)/installed $(DAGSTER_HOME)/dagster.yaml  ## ingest the shipped demo drops with the main job
 	$(BIN)/curate demo
 
-test: $(VENV)/installed  ## run the test suite
+test: $(VENV)/installed chromium  ## run the test suite
 	$(BIN)/pytest
+
+chromium:  ## Debian's chromium for the report's browser test, where apt-get can install it; that test skips otherwise
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	} || echo "chromium could not be installed: the report's browser test will skip"
 
 ui: $(VENV)/installed $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

@@ -1,13 +1,15 @@
-"""The `curate` command: run the pipeline on the shipped demo drops and show what it produced."""
+"""The `curate` command: run the demo, and audit why each document is, or is not, in a training mix."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import click
 import dagster as dg
 
+from curation_dag.core import audit as audits
 from curation_dag.core.dedup_store import Ledger
 
 QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -87,3 +89,158 @@ def demo() -> None:
         click.echo(f"{node:<30} {documents:>9} {tokens:>8} {budget:>8}  {digest[:16]}")
     click.echo(f"\nMixtures, their manifests and decision ledgers: {storage.asset_dir('mixtures')}")
     click.echo("`make ui` shows the asset graph, the runs and every asset's metadata.")
+
+
+def _storage_root() -> str:
+    return os.environ.get("CURATION_STORAGE_ROOT", ".curation")
+
+
+def _emit(facts: dict, as_json: bool, lines) -> None:
+    if as_json:
+        click.echo(json.dumps(facts, indent=1, default=str))
+    else:
+        for line in lines(facts):
+            click.echo(line)
+
+
+def _mixture(reference: str) -> Path:
+    try:
+        return audits.mixture_folder(_storage_root(), reference)
+    except audits.AuditError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _latest_runs(doc_id: str) -> dict:
+    """Without a mixture: the latest materialization of each asset behind a fact, from the instance."""
+    os.environ.setdefault("DAGSTER_HOME", str(Path(".curation/dagster_home").resolve()))
+    instance = dg.DagsterInstance.get()
+    partition = "/".join(doc_id.split("/")[:2])
+    produced = {}
+    for fact, asset in audits.FACT_ASSETS.items():
+        partitioned = asset in ("raw_documents", "quality_signals")
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partitioned else None),
+            limit=1,
+        ).records
+        event = records[0].event_log_entry if records else None
+        produced[fact] = event and {
+            "code_version": event.asset_materialization.tags.get("dagster/code_version"),
+            "data_version": event.asset_materialization.tags.get("dagster/data_version"),
+            "run_id": event.run_id,
+        }
+    return produced
+
+
+@main.command()
+@click.argument("doc_id")
+@click.option("--mixture", help="A mixture name (its latest build) or name@<hash prefix>: facts as recorded then.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def explain(doc_id: str, mixture: str | None, as_json: bool) -> None:
+    """Why DOC_ID is, or is not, in a mixture: provenance, signals, each stage's decision and evidence."""
+    try:
+        facts = audits.explain(_storage_root(), doc_id, _mixture(mixture) if mixture else None)
+    except audits.AuditError as error:
+        raise click.ClickException(str(error)) from None
+    if not mixture:
+        facts["produced_by"] = _latest_runs(doc_id)
+    drops_root = os.environ.get("CURATION_DROPS_ROOT", "demo_data/drops")
+    where = facts["provenance"]
+    facts["provenance"]["source_file"] = str(Path(drops_root) / where["source"] / where["drop_id"] / where["shard"])
+    _emit(facts, as_json, _explain_lines)
+
+
+def _explain_lines(facts: dict):
+    where = facts["provenance"]
+    yield f"{facts['doc_id']}"
+    yield f"  from {where['source_file']}, row {where['row']} (id {where['source_id']}), {where['n_chars']} chars"
+    if "mixture" in facts:
+        verdict = facts["mixture"]
+        outcome = f"KEPT x{verdict['repeats']}" if verdict["verdict"] == "kept" else f"REMOVED at {verdict['stage']}"
+        yield f"  mixture {verdict['name']}@{verdict['materialization']}: {outcome}"
+        if verdict["reason"]:
+            yield f"    {verdict['reason']}"
+    yield "  decisions:"
+    for decision in facts["decisions"]:
+        stage = decision["stage"]
+        if "duplicate" in decision:
+            if decision["duplicate"]:
+                similarity = decision.get("jaccard") or decision.get("cosine")
+                score = f" ({'Jaccard' if 'jaccard' in decision else 'cosine'} {similarity:.3f})" if similarity else ""
+                matched = decision["matched_provenance"]
+                yield (f"    {stage:<26} duplicate of {decision['duplicate_of']}{score}, "
+                       f"from {matched['shard']} row {matched['row']} of drop {matched['drop_id']}")  # fmt: skip
+            else:
+                yield f"    {stage:<26} not a duplicate"
+        elif stage == "cluster":
+            proto = decision["prototypicality"]
+            place = f"{decision['cluster']} (distance to centroid {proto:.4f})" if proto is not None else "none"
+            yield f"    {stage:<26} {place}"
+        else:
+            verdict = (
+                "passes"
+                if decision["passes"]
+                else (
+                    f"fails {decision['first_failure']}: {decision['value']:.4g} "
+                    f"(passes when {decision['passes_when']})"
+                )
+            )
+            yield f"    {stage:<26} {verdict}"
+    yield "  produced by (code version, run):"
+    for fact, run in facts.get("produced_by", {}).items():
+        if run and "partitions" in run:
+            run = run["partitions"].get("/".join(facts["doc_id"].split("/")[:2]))
+        yield f"    {fact:<12} {run['code_version']} {run['run_id']}" if run else f"    {fact:<12} not recorded"
+
+
+@main.command()
+@click.argument("mixture")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def audit(mixture: str, as_json: bool) -> None:
+    """What MIXTURE (name or name@<hash prefix>) is made of, and what made it."""
+    _emit(audits.audit(_mixture(mixture)), as_json, _audit_lines)
+
+
+def _audit_lines(facts: dict):
+    yield f"{facts['mixture']}@{facts['materialization']}  manifest {facts['manifest_sha256']}"
+    yield f"  built {facts['materialized_at']} by run {facts['run_id']} from {facts['spec_file']}"
+    yield (f"  {facts['documents']} documents, {facts['copies']} copies, {facts['tokens']} tokens "
+           f"(budget {facts['budget_tokens']}) from {facts['candidates']} candidates")  # fmt: skip
+    yield f"  drops absorbed: {', '.join(facts['drops']) or 'none recorded'}"
+    yield "  funnel:"
+    for row in facts["funnel"]:
+        tokens = f"{row['tokens']:>10} tokens" if row["tokens"] is not None else ""
+        yield f"    {row['stage']:<10} {row['documents']:>7} documents {tokens}"
+    yield "  by source:"
+    for row in facts["by_source"]:
+        yield f"    {row['source']:<20} {row['tokens']:>10} tokens  share {row['share']:.4f}  weight {row['weight']}"
+    yield "  by language:"
+    for row in facts["by_language"]:
+        yield f"    {row['language']:<20} {row['tokens']:>10} tokens"
+    yield "  recipe files (sha256):"
+    for path, digest in facts["recipes"].items():
+        yield f"    {path:<40} {digest[:16]}"
+    yield "  upstream assets (code version, data version, run):"
+    for asset, latest in facts["upstream"].items():
+        for partition, run in (latest.get("partitions") or {"": latest}).items():
+            name = f"{asset}[{partition}]" if partition else asset
+            yield f"    {name:<48} {run.get('code_version')} {run.get('data_version')} {run.get('run_id')}"
+
+
+@main.command()
+@click.argument("before")
+@click.argument("after")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def diff(before: str, after: str, as_json: bool) -> None:
+    """Documents and tokens added and removed from BEFORE to AFTER (names, or name@<hash prefix>)."""
+    _emit(audits.diff(_mixture(before), _mixture(after)), as_json, _diff_lines)
+
+
+def _diff_lines(facts: dict):
+    yield f"{facts['before']} -> {facts['after']}: {facts['tokens_before']} -> {facts['tokens_after']} tokens"
+    for side in ("added", "removed"):
+        part = facts[side]
+        yield f"  {side}: {part['documents']} documents, {part['tokens']} tokens"
+        for group in ("by_reason", "by_source", "by_cluster"):
+            for row in part.get(group, []):
+                key = next(iter(row.values()))
+                yield f"    {group[3:]:<8} {key!s:<40} {row['documents']:>6} documents {row['tokens']:>9} tokens"

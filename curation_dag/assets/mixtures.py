@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -24,7 +25,8 @@ from curation_dag.core.mixture import (
     order,
     token_counts,
 )
-from curation_dag.core.recipe_models import model_output
+from curation_dag.core.recipe_models import OTHER_PIPELINE_ASSETS, PIPELINE_SOURCES, model_output
+from curation_dag.core.report import render_report, report_metadata
 from curation_dag.resources import StorageResource
 
 BUDGET_TOLERANCE = 0.005  # the mixture's tokens are within 0.5% of its budget
@@ -36,7 +38,7 @@ def mixture_assets(folder: str | Path, models: list[dg.AssetsDefinition]) -> lis
     """An asset per mixture spec; `models` are the recipe model assets a spec may take as its pool."""
     pools = {model.key.path[-1]: model for model in models}
     specs = load_mixtures(Path(folder) / "mixtures", set(pools))
-    return [_mixture_asset(name, spec, path, pools[spec.pool]) for name, (spec, path) in specs.items()]
+    return [_mixture_asset(name, spec, path, pools[spec.pool], models) for name, (spec, path) in specs.items()]
 
 
 def mixture_folder(storage: StorageResource, name: str) -> Path:
@@ -45,8 +47,11 @@ def mixture_folder(storage: StorageResource, name: str) -> Path:
     return root / (root / CURRENT).read_text().strip()
 
 
-def _mixture_asset(name: str, spec: MixtureSpec, path: Path, model: dg.AssetsDefinition) -> dg.AssetsDefinition:
+def _mixture_asset(
+    name: str, spec: MixtureSpec, path: Path, model: dg.AssetsDefinition, models: list[dg.AssetsDefinition]
+) -> dg.AssetsDefinition:
     pool = model.key
+    upstream = _upstream_keys(model, models)
     # Editing the spec or the pool's SQL (whose version covers its own upstream models) makes the mixture stale.
     version = hashlib.sha256(path.read_bytes() + model.code_versions_by_key[pool].encode()).hexdigest()[:16]
     checks = {
@@ -71,14 +76,28 @@ def _mixture_asset(name: str, spec: MixtureSpec, path: Path, model: dg.AssetsDef
     )
     def _mixture(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
         try:
-            return _build(context, storage, name, spec, path, pool)
+            return _build(context, storage, name, spec, path, pool, upstream)
         except (Infeasible, ValueError) as error:
             raise dg.Failure(description=str(error)) from None
 
     return _mixture
 
 
-def _build(context, storage, name, spec, path, pool) -> dg.MaterializeResult:
+def _upstream_keys(pool: dg.AssetsDefinition, models: list[dg.AssetsDefinition]) -> list[dg.AssetKey]:
+    """Every pipeline asset, the pool model and the models it reads: what a mixture's facts come from."""
+    by_key = {model.key: model for model in models}
+    keys, frontier = {pool.key}, [pool]
+    while frontier:
+        current = frontier.pop()
+        for dependency in current.asset_deps[current.key]:
+            if dependency in by_key and dependency not in keys:
+                keys.add(dependency)
+                frontier.append(by_key[dependency])
+    keys |= {dg.AssetKey(name) for name in (*PIPELINE_SOURCES, *OTHER_PIPELINE_ASSETS)}
+    return sorted(keys, key=lambda key: key.to_user_string())
+
+
+def _build(context, storage, name, spec, path, pool, upstream) -> dg.MaterializeResult:
     candidates = pl.read_parquet(model_output(storage.root, pool.path[-1]))
     if candidates["doc_id"].n_unique() != candidates.height:
         raise ValueError(f"{path}: pool {pool.path[-1]} has repeated doc_ids; a candidate pool lists each once")
@@ -135,9 +154,16 @@ def _build(context, storage, name, spec, path, pool) -> dg.MaterializeResult:
     _write(documents, out / f"documents.{spec.format}")
     _write(manifest, out / "manifest.parquet")
     _write(decisions, out / "decisions.parquet")
+    _write(candidates, out / "candidates.parquet")  # the audit stays exact after later drops
     summary = _summary(spec, manifest, candidates, decisions, digest, context.run.run_id)
     with atomic_path(out / "summary.json") as temporary:
         temporary.write_text(json.dumps(summary, indent=1))
+    with atomic_path(out / "run.json") as temporary:
+        record = _run_record(context, name, path, digest, upstream)
+        temporary.write_text(
+            json.dumps({**record, "drops": Ledger(storage.asset_dir("quality_scores")).keys}, indent=1)
+        )
+    report = render_report(out)
     with atomic_path(storage.asset_dir("mixtures") / name / CURRENT) as temporary:
         temporary.write_text(out.name)
     return dg.MaterializeResult(
@@ -147,14 +173,46 @@ def _build(context, storage, name, spec, path, pool) -> dg.MaterializeResult:
             "copies": copies.height,
             "tokens": summary["tokens"],
             "budget_tokens": spec.budget_tokens,
-            "funnel": dg.MetadataValue.md(markdown_table(pl.DataFrame(summary["funnel"]))),
-            "tokens_by_source": dg.MetadataValue.md(markdown_table(pl.DataFrame(summary["by_source"]))),
+            **{name: dg.MetadataValue.md(value) for name, value in report_metadata(out).items()},
             "tokens_by_language": dg.MetadataValue.md(markdown_table(pl.DataFrame(summary["by_language"]))),
             "folder": dg.MetadataValue.path(str(out)),
+            "report": dg.MetadataValue.path(str(report)),
         },
         data_version=dg.DataVersion(digest[:24]),
         check_results=_checks(name, spec, out, candidates.height, summary),
     )
+
+
+def _run_record(context: dg.AssetExecutionContext, name: str, path: Path, digest: str, upstream: list) -> dict:
+    """What made this materialization: the recipe files' hashes, and the code version, data version
+    and run of the latest materialization of every upstream asset (each partition of partitioned ones)."""
+    recipes = path.parent.parent
+    files = sorted(p for p in recipes.rglob("*") if p.is_file() and p.suffix in (".yml", ".yaml", ".sql"))
+    return {
+        "mixture": name,
+        "spec_file": str(path),
+        "manifest_sha256": digest,
+        "run_id": context.run.run_id,
+        "materialized_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "recipes": {str(p.relative_to(recipes)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files},
+        "upstream": {key.to_user_string(): _latest(context.instance, key) for key in upstream},
+    }
+
+
+def _latest(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict:
+    """The latest materialization of an asset, or of each of its partitions."""
+    latest = {}
+    for record in instance.fetch_materializations(key, limit=10_000).records:  # newest first
+        event = record.event_log_entry
+        materialization = event.asset_materialization
+        partition = materialization.partition or ""
+        if partition not in latest:
+            latest[partition] = {
+                "code_version": materialization.tags.get("dagster/code_version"),
+                "data_version": materialization.tags.get("dagster/data_version"),
+                "run_id": event.run_id,
+            }
+    return latest.pop("", None) or {"partitions": dict(sorted(latest.items()))}
 
 
 def _with_signals(storage: StorageResource, candidates: pl.DataFrame) -> pl.DataFrame:
