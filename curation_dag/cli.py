@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from pathlib import Path
 
 import click
@@ -159,6 +160,9 @@ def _explain_lines(facts: dict):
         yield f"  mixture {verdict['name']}@{verdict['materialization']}: {outcome}"
         if verdict["reason"]:
             yield f"    {verdict['reason']}"
+    yield "  signals:"
+    values = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in facts["signals"].items()]
+    yield from textwrap.wrap(" ".join(values), 116, initial_indent="    ", subsequent_indent="    ")
     yield "  decisions:"
     for decision in facts["decisions"]:
         stage = decision["stage"]
@@ -209,7 +213,7 @@ def _audit_lines(facts: dict):
     yield "  funnel:"
     for row in facts["funnel"]:
         tokens = f"{row['tokens']:>10} tokens" if row["tokens"] is not None else ""
-        yield f"    {row['stage']:<10} {row['documents']:>7} documents {tokens}"
+        yield f"    {row['stage']:<10} {row['documents']:>7} documents {tokens}".rstrip()
     yield "  by source:"
     for row in facts["by_source"]:
         yield f"    {row['source']:<20} {row['tokens']:>10} tokens  share {row['share']:.4f}  weight {row['weight']}"

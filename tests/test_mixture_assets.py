@@ -73,6 +73,9 @@ def test_shipped_mixture_meets_its_spec(built, name):
     assert dict(copies.iter_rows()) == dict(manifest.select("doc_id", "repeats").iter_rows())
     assert documents["position"].to_list() == list(range(documents.height))
     assert decisions.filter(pl.col("verdict") == "removed")["reason"].null_count() == 0
+    metadata = result.asset_materializations_for_node(f"mixture_{name}")[0].metadata
+    assert metadata["funnel_plot"].value.startswith("![funnel](data:image/png;base64,")
+    assert metadata["report"].value == str(folder / "report.html") and (folder / "report.html").is_file()
 
 
 def test_rebuilding_gives_the_same_manifest(built, demo_pipeline):

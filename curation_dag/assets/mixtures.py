@@ -173,7 +173,7 @@ def _build(context, storage, name, spec, path, pool, upstream) -> dg.Materialize
             "copies": copies.height,
             "tokens": summary["tokens"],
             "budget_tokens": spec.budget_tokens,
-            **{name: dg.MetadataValue.md(value) for name, value in report_metadata(out).items()},
+            **{key.removesuffix("_markdown"): dg.MetadataValue.md(text) for key, text in report_metadata(out).items()},
             "tokens_by_language": dg.MetadataValue.md(markdown_table(pl.DataFrame(summary["by_language"]))),
             "folder": dg.MetadataValue.path(str(out)),
             "report": dg.MetadataValue.path(str(report)),
