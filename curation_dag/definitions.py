@@ -2,7 +2,8 @@
 
 Paths come from the environment, with defaults that run the shipped demo from the project folder:
 CURATION_DROPS_ROOT (demo_data/drops), CURATION_RECIPES (dbt_like_recipes), CURATION_STORAGE_ROOT
-(.curation) and CURATION_DEVICE (auto: a GPU when one is visible, else the CPU).
+(.curation), CURATION_MODEL_CACHE (<storage root>/models) and CURATION_DEVICE (auto: a GPU when one
+is visible, else the CPU).
 """
 
 import os
@@ -74,7 +75,9 @@ defs = dg.Definitions(
         "drops": DropsResource(drops_root=os.environ.get("CURATION_DROPS_ROOT", "demo_data/drops"), recipes=recipes),
         "embedder": EmbedderResource(
             device=os.environ.get("CURATION_DEVICE", "auto"),
-            cache_dir=os.path.join(os.environ.get("CURATION_STORAGE_ROOT", ".curation"), "models"),
+            cache_dir=os.environ.get(
+                "CURATION_MODEL_CACHE", os.path.join(os.environ.get("CURATION_STORAGE_ROOT", ".curation"), "models")
+            ),
         ),
     },
 )
