@@ -101,12 +101,17 @@ RULE_SETS: dict[str, tuple[Rule, ...]] = {
 }
 
 # Valid range of every numeric signal, for the asset checks; None is unbounded.
-FRACTIONS = [r.signal for r in RULES if r.signal.endswith("_frac")] + ["c4_terminal_line_frac"]
+# The top n-gram "fractions" count overlapping n-grams (as Gopher's code and datatrove do), so a text
+# that repeats one word has a top 2-gram share near 1.5: they are bounded below only.
+TOP_NGRAM_SIGNALS = [f"gopher_top_{n}gram_char_frac" for n in TOP_NGRAMS]
+FRACTIONS = [r.signal for r in RULES if r.signal.endswith("_frac") and r.signal not in TOP_NGRAM_SIGNALS]
+FRACTIONS.append("c4_terminal_line_frac")
 SIGNAL_RANGES: dict[str, tuple[float, float | None]] = {
     **{signal: (0.0, 1.0) for signal in FRACTIONS},
     **{
         signal: (0.0, None)
         for signal in (
+            *TOP_NGRAM_SIGNALS,
             "gopher_words",
             "gopher_mean_word_length",
             "gopher_hash_ratio",
