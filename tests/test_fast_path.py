@@ -11,7 +11,7 @@ from curation_dag.resources import EmbedderResource
 
 def test_auto_on_cpu_picks_the_static_model_and_caches_it(static_embedder):
     assert (static_embedder.running_on, static_embedder.backend) == ("cpu", "model2vec static")
-    assert static_embedder.model_id == "all-MiniLM-L6-v2-static-256" and static_embedder.dimension == 256
+    assert static_embedder.model_id == "all-MiniLM-L6-v2-static-256+char3" and static_embedder.dimension == 256
     again = EmbedderResource(cache_dir=static_embedder.cache_dir)
     again.setup_for_execution(dg.build_init_resource_context())  # loads the cached model, distils nothing
     texts = ["How do I open a file in Python?", "Opening files with Python", "The cat sat on the mat."]
@@ -34,3 +34,19 @@ def test_paraphrases_are_closer_than_other_pairs_on_mrpc(static_embedder, shared
     unrelated = np.mean([vectors[ids[i]] @ vectors[ids[j]] for i, j in rng.integers(0, len(ids), (2000, 2))])
     assert len(ids) > 10_000
     assert cosine[1] > cosine[0] > unrelated + 0.2
+
+
+def test_texts_outside_the_vocabulary_get_distinct_character_vectors(static_embedder):
+    """Scripts MiniLM's WordPiece cannot read would get a zero vector, or the same few punctuation
+    tokens as any other such text; they get hashed character trigrams instead."""
+    texts = [
+        "ስለሰብአዊ፡መብቶች፡ለማስተማር፡ የሚረዱ፡አንዳን፡ዘዴዎች።",  # Amharic: no known token
+        "ރާާއްޖޭގައި ބާއްވާ ފުރަތަމަ ބައިނަލްއަޤްވާމީ ބޭންކިންގ, 2024.",  # Thaana: only "," "2024" "." known
+        "ᠬᠦᠮᠦᠨ ᠪᠦᠷ ᠲᠥᠷᠥᠵᠦ ᠮᠡᠨᠳᠡᠯᠡᠬᠦ ᠡᠷᠬᠡ, 2024.",
+        "The cat sat on the mat.",
+    ]
+    vectors = static_embedder.encode(texts)
+    assert np.isfinite(vectors).all() and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    similarity = vectors @ vectors.T
+    assert similarity[np.triu_indices(4, 1)].max() < 0.5
+    assert np.allclose(vectors[3], static_embedder._model.encode(texts[3:]), atol=1e-3)

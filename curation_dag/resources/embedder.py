@@ -7,6 +7,8 @@ import dagster as dg
 import numpy as np
 from pydantic import Field, PrivateAttr
 
+from curation_dag.core.hashed_ngrams import NGRAM, character_ngram_vectors
+
 # model2vec's distillation (Tulkens & van Dongen 2024) with PCA to 256 dimensions, its default.
 STATIC_DIMENSIONS = 256
 
@@ -86,7 +88,7 @@ class EmbedderResource(dg.ConfigurableResource):
     def model_id(self) -> str:
         """Names the vectors: the same text with the same model_id always has the same vector."""
         if self._backend == "static":
-            return f"{self._source_name}-static-{STATIC_DIMENSIONS}"
+            return f"{self._source_name}-static-{STATIC_DIMENSIONS}+char{NGRAM}"
         return f"{self._source_name}-{self.max_seq_length}"
 
     @property
@@ -106,8 +108,30 @@ class EmbedderResource(dg.ConfigurableResource):
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit vectors in the order of `texts` (sentence-transformers batches texts of similar length)."""
         if self._backend == "static":
-            vectors = self._model.encode(texts, max_length=None, use_multiprocessing=False)
+            vectors = self._static_encode(texts)
         else:
             vectors = self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True)
         vectors = np.asarray(vectors, dtype=np.float32)  # the static model stores float16
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+    def _static_encode(self, texts: list[str]) -> np.ndarray:
+        """The static model's mean token vectors, except for texts it cannot read: half or more of
+        their tokens unknown, as in a script outside MiniLM's vocabulary. Those get hashed character
+        trigrams (`core/hashed_ngrams.py`), since the mean of their few known tokens, or no token at
+        all, would make unrelated texts look identical."""
+        unknown = self._model.unk_token_id
+        tokens = self._model.tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+        unreadable = np.array([2 * t.ids.count(unknown) >= len(t.ids) for t in tokens], dtype=bool)
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if not unreadable.all():
+            readable = [text for text, skip in zip(texts, unreadable, strict=True) if not skip]
+            vectors[~unreadable] = self._model.encode(readable, max_length=None, use_multiprocessing=False)
+        if unreadable.any():
+            vectors[unreadable] = character_ngram_vectors(
+                [text for text, skip in zip(texts, unreadable, strict=True) if skip], self.dimension
+            )
+            dg.get_dagster_logger().info(
+                f"{unreadable.sum()} of {len(texts)} texts are mostly outside the static model's vocabulary; "
+                f"embedded by hashed character {NGRAM}-grams instead"
+            )
+        return vectors
