@@ -20,12 +20,6 @@ from curation_dag.assets.semantic import semantic_clusters, semantic_duplicates
 from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
 from curation_dag.sensors import new_drops_sensor
 
-recipes = RecipesResource(folder=os.environ.get("CURATION_RECIPES", "dbt_like_recipes"))
-# Recipe models (models/*.sql) and mixtures (mixtures/*.yml) are compiled when the code location
-# loads: a broken recipe fails here, naming the file and line, before any run starts.
-models = model_assets(recipes.folder)
-mixtures = mixture_assets(recipes.folder, models)
-
 curation_job = dg.define_asset_job(
     "curation_job",
     selection=dg.AssetSelection.assets(raw_documents, minhash_signatures, quality_signals),
@@ -53,31 +47,46 @@ mixtures_job = dg.define_asset_job(
     description="Build every recipe model, then every training mixture.",
 )
 
-defs = dg.Definitions(
-    assets=[
-        raw_documents,
-        minhash_signatures,
-        exact_duplicates,
-        near_duplicates,
-        embeddings,
-        semantic_clusters,
-        semantic_duplicates,
-        quality_signals,
-        quality_scores,
-        *models,
-        *mixtures,
-    ],
-    jobs=[curation_job, dedup_job, embed_job, semantic_job, mixtures_job],
-    sensors=[new_drops_sensor],
-    resources={
-        "storage": StorageResource(root=os.environ.get("CURATION_STORAGE_ROOT", ".curation")),
-        "recipes": recipes,
-        "drops": DropsResource(drops_root=os.environ.get("CURATION_DROPS_ROOT", "demo_data/drops"), recipes=recipes),
-        "embedder": EmbedderResource(
-            device=os.environ.get("CURATION_DEVICE", "auto"),
-            cache_dir=os.environ.get(
-                "CURATION_MODEL_CACHE", os.path.join(os.environ.get("CURATION_STORAGE_ROOT", ".curation"), "models")
-            ),
-        ),
-    },
+PIPELINE = [
+    raw_documents,
+    minhash_signatures,
+    exact_duplicates,
+    near_duplicates,
+    embeddings,
+    semantic_clusters,
+    semantic_duplicates,
+    quality_signals,
+    quality_scores,
+]
+
+
+def build_definitions(recipes_folder: str, drops_root: str, storage_root: str, embedder: EmbedderResource):
+    """The code location for one recipes folder, drops root and storage root.
+
+    Recipe models (models/*.sql) and mixtures (mixtures/*.yml) are compiled here: a broken recipe
+    fails the code location's load, naming the file and line, before any run starts."""
+    recipes = RecipesResource(folder=recipes_folder)
+    models = model_assets(recipes_folder)
+    return dg.Definitions(
+        assets=[*PIPELINE, *models, *mixture_assets(recipes_folder, models)],
+        jobs=[curation_job, dedup_job, embed_job, semantic_job, mixtures_job],
+        sensors=[new_drops_sensor],
+        resources={
+            "storage": StorageResource(root=storage_root),
+            "recipes": recipes,
+            "drops": DropsResource(drops_root=drops_root, recipes=recipes),
+            "embedder": embedder,
+        },
+    )
+
+
+_storage_root = os.environ.get("CURATION_STORAGE_ROOT", ".curation")
+defs = build_definitions(
+    recipes_folder=os.environ.get("CURATION_RECIPES", "dbt_like_recipes"),
+    drops_root=os.environ.get("CURATION_DROPS_ROOT", "demo_data/drops"),
+    storage_root=_storage_root,
+    embedder=EmbedderResource(
+        device=os.environ.get("CURATION_DEVICE", "auto"),
+        cache_dir=os.environ.get("CURATION_MODEL_CACHE", os.path.join(_storage_root, "models")),
+    ),
 )

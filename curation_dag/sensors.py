@@ -9,7 +9,7 @@ from curation_dag.resources import DropsResource
 @dg.sensor(
     name="new_drops",
     description="Adds each complete drop (folder with a _SUCCESS marker) as a `drops` partition and curates it.",
-    asset_selection=["raw_documents", "minhash_signatures"],
+    asset_selection=["raw_documents", "minhash_signatures", "quality_signals"],
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )

@@ -7,6 +7,7 @@ import polars as pl
 
 from curation_dag.assets.ingest import raw_documents
 from curation_dag.assets.metadata import file_digest, markdown_table
+from curation_dag.automation import on_new_data
 from curation_dag.checks.sql import sql_check
 from curation_dag.core.dedup_config import RateBand
 from curation_dag.core.dedup_store import Ledger, SettingsChanged, absorb_exact, absorb_near, exclusive
@@ -29,6 +30,7 @@ WHERE d.duplicate_of IS NOT NULL AND (k.doc_id IS NULL OR k.duplicate_of IS NOT 
     group_name="dedup",
     kinds={"numpy", "parquet"},
     code_version="1",
+    automation_condition=on_new_data(),
 )
 def minhash_signatures(
     context: dg.AssetExecutionContext, storage: StorageResource, recipes: RecipesResource
@@ -165,6 +167,7 @@ def _largest_groups(decisions: list[str], storage: StorageResource) -> str:
     kinds={"polars", "parquet"},
     code_version="1",
     pool="dedup_state",
+    automation_condition=on_new_data(),
     check_specs=_check_specs("exact_duplicates"),
 )
 def exact_duplicates(
@@ -190,6 +193,7 @@ def exact_duplicates(
     kinds={"numpy", "polars"},
     code_version="1",
     pool="dedup_state",
+    automation_condition=on_new_data(),
     check_specs=_check_specs("near_duplicates"),
 )
 def near_duplicates(

@@ -9,6 +9,7 @@ import polars as pl
 from curation_dag.assets.dedup import near_duplicates
 from curation_dag.assets.ingest import raw_documents
 from curation_dag.assets.metadata import file_digest
+from curation_dag.automation import once_absorbed_by
 from curation_dag.checks.sql import sql_check
 from curation_dag.core.atomic import atomic_path
 from curation_dag.core.dedup_store import Ledger
@@ -28,6 +29,7 @@ GPU_REQUEST = {"dagster-k8s/config": {"container_config": {"resources": {"limits
     code_version="1",
     pool="gpu",
     op_tags=GPU_REQUEST,
+    automation_condition=once_absorbed_by(near_duplicates.key),
     check_specs=[
         dg.AssetCheckSpec(
             "vectors_are_finite_unit_length",

@@ -11,6 +11,8 @@ import polars as pl
 from curation_dag.assets.ingest import raw_documents
 from curation_dag.assets.metadata import markdown_table
 from curation_dag.assets.quality import quality_scores
+from curation_dag.assets.recipe_models import DUCKDB_POOL
+from curation_dag.automation import on_new_data
 from curation_dag.checks.sql import sql_check
 from curation_dag.core.atomic import atomic_path
 from curation_dag.core.dedup_store import Ledger
@@ -68,6 +70,9 @@ def _mixture_asset(
         group_name="mixtures",
         kinds={"parquet", "duckdb"},
         code_version=version,
+        pool=DUCKDB_POOL,
+        # A new drop reaches a mixture through its pool; its raw texts are only read for the output.
+        automation_condition=on_new_data(ignore=(raw_documents.key,)),
         description=(spec.description or f"The {name} training mixture.").strip().splitlines()[0],
         check_specs=[
             dg.AssetCheckSpec(check, asset=f"mixture_{name}", blocking=True, description=text)

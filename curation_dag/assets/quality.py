@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from curation_dag.assets.ingest import raw_documents
 from curation_dag.assets.metadata import file_digest, histograms_markdown, markdown_table
 from curation_dag.assets.semantic import semantic_clusters
+from curation_dag.automation import on_new_data
 from curation_dag.checks.sql import sql_check
 from curation_dag.core.dedup_store import Ledger, exclusive, write_parquet
 from curation_dag.core.pruning import cluster_complexity
@@ -47,6 +48,7 @@ def _range_violations(table: str) -> str:
     group_name="quality",
     kinds={"polars", "parquet"},
     code_version="1",
+    automation_condition=on_new_data(),
     check_specs=[
         dg.AssetCheckSpec(
             "signals_within_valid_ranges",
@@ -144,6 +146,7 @@ def _failing_examples(signals: pl.DataFrame, documents: Path) -> pl.DataFrame:
     group_name="quality",
     kinds={"polars", "parquet"},
     code_version="1",
+    automation_condition=on_new_data(),
     check_specs=[
         dg.AssetCheckSpec(
             "scores_within_valid_ranges",

@@ -7,6 +7,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from curation_dag.assets.metadata import file_digest, markdown_table
+from curation_dag.automation import on_new_data
 from curation_dag.checks.sql import sql_check
 from curation_dag.core.recipe_files import RecipeError
 from curation_dag.core.recipe_models import (
@@ -20,6 +21,9 @@ from curation_dag.core.recipe_models import (
 from curation_dag.resources import StorageResource
 
 PREVIEW_ROWS = 5
+# DuckDB may take 80% of the machine's memory per connection: recipe models and mixtures share a
+# pool, limited in dagster.yaml, so that two of them never run at once.
+DUCKDB_POOL = "duckdb"
 
 
 def model_assets(folder: str) -> list[dg.AssetsDefinition]:
@@ -37,6 +41,8 @@ def _model_asset(model: RecipeModel) -> dg.AssetsDefinition:
         kinds={"duckdb", "sql"},
         code_version=model.code_version,
         description=model.description,
+        pool=DUCKDB_POOL,
+        automation_condition=on_new_data(),
         check_specs=[
             dg.AssetCheckSpec(test.name, asset=model.name, blocking=True, description=test.describe())
             for test in model.tests

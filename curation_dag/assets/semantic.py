@@ -8,6 +8,7 @@ import polars as pl
 
 from curation_dag.assets.embed import embeddings
 from curation_dag.assets.metadata import histogram_markdown, markdown_table
+from curation_dag.automation import on_new_data
 from curation_dag.checks.sql import sql_check
 from curation_dag.core.atomic import atomic_path
 from curation_dag.core.dedup_store import Ledger, duplicate_counts, exclusive, write_parquet
@@ -32,6 +33,7 @@ def _vectors(storage: StorageResource, embedder: EmbedderResource, key: str) -> 
     kinds={"faiss", "parquet"},
     code_version="1",
     pool="semantic_state",
+    automation_condition=on_new_data(),
     check_specs=[
         dg.AssetCheckSpec("one_cluster_per_document", asset="semantic_clusters", blocking=True),
         dg.AssetCheckSpec(
@@ -146,6 +148,7 @@ def semantic_clusters(
     kinds={"numpy", "parquet"},
     code_version="1",
     pool="semantic_state",
+    automation_condition=on_new_data(),
     check_specs=[dg.AssetCheckSpec("no_self_duplicates", asset="semantic_duplicates", blocking=True)],
 )
 def semantic_duplicates(

@@ -296,8 +296,9 @@ def _draw(seed: int) -> pl.Expr:
 
 def _fill(tokens: np.ndarray, target: int, max_repeats: int) -> np.ndarray:
     """Copies of each document (in order) whose tokens come as close to `target` as whole documents
-    allow without passing it: full passes while the target exceeds the whole source, then the
-    longest prefix that fits, then any later document that still fits."""
+    allow without passing it: full passes while the target exceeds the whole source, then rounds
+    that each give one more copy, in order, to every document that still fits, until the target is
+    met or every document has `max_repeats` copies."""
     repeats = np.zeros(len(tokens), dtype=np.int64)
     total = int(tokens.sum())
     if target <= 0 or total == 0:
@@ -305,16 +306,13 @@ def _fill(tokens: np.ndarray, target: int, max_repeats: int) -> np.ndarray:
     passes = min(target // total, max_repeats)
     repeats += passes
     left = target - passes * total
-    if passes < max_repeats and left > 0:
-        prefix = int(np.searchsorted(np.cumsum(tokens), left, side="right"))
-        repeats[:prefix] += 1
-        left -= int(tokens[:prefix].sum())
-        for index in range(prefix, len(tokens)):
-            if 0 < tokens[index] <= left:
+    for _ in range(passes, max_repeats):
+        for index in np.flatnonzero((tokens > 0) & (tokens <= left)):
+            if tokens[index] <= left:
                 repeats[index] += 1
                 left -= int(tokens[index])
-                if left == 0:
-                    break
+        if left == 0:
+            break
     return repeats
 
 

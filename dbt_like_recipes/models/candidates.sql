@@ -1,5 +1,7 @@
 -- One row per ingested document, with everything a mixture decides on: quality verdicts,
 -- semantic cluster and prototypicality, and the dedup evidence. The text stays in raw_documents.
+-- Only drops that quality_scores has absorbed, the last pipeline step, are candidates: a drop still
+-- being deduplicated or clustered joins the mixtures once it is through.
 SELECT
     documents.doc_id,
     documents.source,
@@ -26,7 +28,7 @@ SELECT
     semantic.semantic_duplicate_of,
     semantic.cosine AS semantic_cosine
 FROM {{ source('raw_documents') }} AS documents
-LEFT JOIN {{ source('quality_scores') }} AS scores USING (doc_id)
+JOIN {{ source('quality_scores') }} AS scores USING (doc_id)
 LEFT JOIN {{ source('exact_duplicates') }} AS exact USING (doc_id)
 LEFT JOIN {{ source('near_duplicates') }} AS near USING (doc_id)
 LEFT JOIN {{ source('semantic_duplicates') }} AS semantic USING (doc_id)

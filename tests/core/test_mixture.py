@@ -98,6 +98,15 @@ def test_allocation_meets_budget_and_weights_with_whole_documents_and_capped_rep
     assert again.sort("doc_id").equals(chosen.sort("doc_id"))  # the input order does not matter
 
 
+def test_a_gap_no_single_copy_fills_is_filled_with_further_copies_of_small_documents():
+    """A long document that does not fit leaves a gap; further copies of short ones close it."""
+    spec = MixtureSpec(budget_tokens=100, weights={"a": 1.0}, max_repeats=2)
+    chosen = allocate(spec, survivors([1000, 10, 10, 10, 10, 10], []), "spec.yml")
+    assert (chosen["tokens"] * chosen["repeats"]).sum() == 100 and chosen["repeats"].max() == 2
+    single = allocate(spec.model_copy(update={"max_repeats": 1}), survivors([1000, 10, 10, 10, 10, 10], []), "x")
+    assert (single["tokens"] * single["repeats"]).sum() == 50
+
+
 def test_infeasible_specs_say_which_source_and_what_to_do():
     spec = MixtureSpec(budget_tokens=1000, weights={"a": 0.5, "b": 0.5}, max_repeats=2)
     with pytest.raises(Infeasible, match=r"spec.yml: source b has 140 tokens .* weight 0.5 needs 500 tokens, more "
