@@ -2,7 +2,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-export DAGSTER_HOME := $(CURDIR)/.curation/dagster_home
+# The Dagster instance (SQLite) lives under the storage root.
+export DAGSTER_HOME ?= $(abspath $(or $(CURATION_STORAGE_ROOT),.curation))/dagster_home
 
 .PHONY: demo test chromium ui lint benchmarks clean
 

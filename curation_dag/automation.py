@@ -7,9 +7,16 @@ the wave there. New drops enter through the drop sensor (`sensors.py`), which ru
 steps; from there each tick requests the assets whose inputs changed, one layer at a time.
 """
 
+import os
+
 import dagster as dg
 
 AC = dg.AutomationCondition
+# The drop sensor, the automation sensor and the weekly schedule start on in `dagster dev`;
+# CURATION_AUTOMATION=off starts them off (each can also be toggled in the UI's Automation tab).
+AUTOMATION_ON = os.environ.get("CURATION_AUTOMATION", "on").lower() != "off"
+SENSOR_STATUS = dg.DefaultSensorStatus.RUNNING if AUTOMATION_ON else dg.DefaultSensorStatus.STOPPED
+SCHEDULE_STATUS = dg.DefaultScheduleStatus.RUNNING if AUTOMATION_ON else dg.DefaultScheduleStatus.STOPPED
 
 
 def _data_changed() -> dg.AutomationCondition:

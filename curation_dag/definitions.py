@@ -17,6 +17,7 @@ from curation_dag.assets.mixtures import mixture_assets
 from curation_dag.assets.quality import quality_scores, quality_signals
 from curation_dag.assets.recipe_models import model_assets
 from curation_dag.assets.semantic import semantic_clusters, semantic_duplicates
+from curation_dag.automation import SENSOR_STATUS
 from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
 from curation_dag.sensors import new_drops_sensor
 
@@ -47,6 +48,16 @@ mixtures_job = dg.define_asset_job(
     description="Build every recipe model, then every training mixture.",
 )
 
+# Evaluates every asset's automation condition (automation.py) every 30 s: new data and edited recipes
+# re-materialize what they change. Runs are launched per partition, not as backfills.
+automation = dg.AutomationConditionSensorDefinition(
+    "curation_automation",
+    target=dg.AssetSelection.all(),
+    default_status=SENSOR_STATUS,
+    emit_backfills=False,
+    description="Re-materializes what new data or an edited recipe changes (see curation_dag/automation.py).",
+)
+
 PIPELINE = [
     raw_documents,
     minhash_signatures,
@@ -70,7 +81,7 @@ def build_definitions(recipes_folder: str, drops_root: str, storage_root: str, e
     return dg.Definitions(
         assets=[*PIPELINE, *models, *mixture_assets(recipes_folder, models)],
         jobs=[curation_job, dedup_job, embed_job, semantic_job, mixtures_job],
-        sensors=[new_drops_sensor],
+        sensors=[new_drops_sensor, automation],
         resources={
             "storage": StorageResource(root=storage_root),
             "recipes": recipes,

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from curation_dag.automation import SENSOR_STATUS
 from curation_dag.partitions import drops_partitions
 from curation_dag.resources import DropsResource
 
@@ -11,7 +12,7 @@ from curation_dag.resources import DropsResource
     description="Adds each complete drop (folder with a _SUCCESS marker) as a `drops` partition and curates it.",
     asset_selection=["raw_documents", "minhash_signatures", "quality_signals"],
     minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    default_status=SENSOR_STATUS,
 )
 def new_drops_sensor(context: dg.SensorEvaluationContext, drops: DropsResource) -> dg.SensorResult | dg.SkipReason:
     known = set(context.instance.get_dynamic_partitions(drops_partitions.name))
