@@ -17,7 +17,7 @@ from curation_dag.assets.mixtures import mixture_assets
 from curation_dag.assets.quality import quality_scores, quality_signals
 from curation_dag.assets.recipe_models import model_assets
 from curation_dag.assets.semantic import semantic_clusters, semantic_duplicates
-from curation_dag.automation import SENSOR_STATUS
+from curation_dag.automation import SCHEDULE_STATUS, SENSOR_STATUS
 from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
 from curation_dag.sensors import new_drops_sensor
 
@@ -46,6 +46,23 @@ mixtures_job = dg.define_asset_job(
     "mixtures_job",
     selection=dg.AssetSelection.groups("recipes", "mixtures"),
     description="Build every recipe model, then every training mixture.",
+)
+
+recuration_job = dg.define_asset_job(
+    "recuration_job",
+    selection=dg.AssetSelection.assets(semantic_clusters).downstream(),
+    config={"ops": {"semantic_clusters": {"config": {"refit": "on_drift"}}}},
+    description="Re-curate: refit the clusters on every drop when one has drifted (refit: always forces it), "
+    "then rebuild the semantic duplicates, quality scores, recipe models and mixtures.",
+)
+# Weekly, Monday 03:00 UTC: new drops join the current clusters as they come; the schedule refits
+# once their drift says so, so that clusters, and the mixtures pruned by them, follow the data.
+weekly_recuration = dg.ScheduleDefinition(
+    name="weekly_recuration",
+    job=recuration_job,
+    cron_schedule="0 3 * * 1",
+    default_status=SCHEDULE_STATUS,
+    description="Runs recuration_job every Monday at 03:00 UTC.",
 )
 
 # Evaluates every asset's automation condition (automation.py) every 30 s: new data and edited recipes
@@ -80,7 +97,8 @@ def build_definitions(recipes_folder: str, drops_root: str, storage_root: str, e
     models = model_assets(recipes_folder)
     return dg.Definitions(
         assets=[*PIPELINE, *models, *mixture_assets(recipes_folder, models)],
-        jobs=[curation_job, dedup_job, embed_job, semantic_job, mixtures_job],
+        jobs=[curation_job, dedup_job, embed_job, semantic_job, mixtures_job, recuration_job],
+        schedules=[weekly_recuration],
         sensors=[new_drops_sensor, automation],
         resources={
             "storage": StorageResource(root=storage_root),

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -70,6 +71,35 @@ def demo_pipeline(tmp_path_factory, static_embedder):
             assert dg.materialize([embeddings], partition_key=key, **run).success
         assert dg.materialize([semantic_clusters, semantic_duplicates, quality_scores], **run).success
         yield instance, root, run
+
+
+# Two mixtures sized for two or three demo drops, for tests that run the pipeline on a few drops.
+SMALL_MIXTURES = {
+    "balanced": """description: Licences and docs, half and half.
+budget_tokens: 30000
+pool: candidates
+weights: {licenses: 0.5, python_docs: 0.5}
+max_repeats: 2
+seed: 1
+""",
+    "prose": """description: Docs that pass the FineWeb rules.
+budget_tokens: 20000
+pool: candidates
+weights: {python_docs: 1.0}
+filters: {rule_sets: [fineweb]}
+max_repeats: 2
+seed: 1
+""",
+}
+
+
+def small_recipes(folder: Path) -> Path:
+    """A copy of the shipped recipes whose mixtures are SMALL_MIXTURES."""
+    shutil.copytree(RECIPES, folder, ignore=shutil.ignore_patterns("mixtures"))
+    (folder / "mixtures").mkdir()
+    for name, spec in SMALL_MIXTURES.items():
+        (folder / "mixtures" / f"{name}.yml").write_text(spec)
+    return folder
 
 
 @pytest.fixture

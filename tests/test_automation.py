@@ -10,25 +10,10 @@ import dagster as dg
 import pytest
 
 from curation_dag.definitions import build_definitions
-from tests.conftest import DEMO_DROPS, RECIPES
+from tests.conftest import DEMO_DROPS, small_recipes
 
 FIRST, SECOND, THIRD = "licenses/2026-11-01", "python_docs/2026-11-01", "licenses/2026-11-15"
 MIXTURES = ["mixture_balanced", "mixture_prose"]
-BALANCED = """description: Licences and docs, half and half.
-budget_tokens: 30000
-pool: candidates
-weights: {licenses: 0.5, python_docs: 0.5}
-max_repeats: 2
-seed: 1
-"""
-PROSE = """description: Docs that pass the FineWeb rules.
-budget_tokens: 20000
-pool: candidates
-weights: {python_docs: 1.0}
-filters: {rule_sets: [fineweb]}
-max_repeats: 2
-seed: 1
-"""
 
 
 class Deployment:
@@ -37,10 +22,7 @@ class Deployment:
 
     def __init__(self, tmp_path, embedder, instance):
         self.drops, self.recipes, self.store = tmp_path / "drops", tmp_path / "recipes", tmp_path / "store"
-        shutil.copytree(RECIPES, self.recipes, ignore=shutil.ignore_patterns("mixtures"))
-        (self.recipes / "mixtures").mkdir()
-        (self.recipes / "mixtures" / "balanced.yml").write_text(BALANCED)
-        (self.recipes / "mixtures" / "prose.yml").write_text(PROSE)
+        small_recipes(self.recipes)
         self.embedder, self.instance, self.cursor = embedder, instance, None
         self.reload()
 

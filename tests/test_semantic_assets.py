@@ -7,6 +7,7 @@ from curation_dag.assets.dedup import exact_duplicates, minhash_signatures, near
 from curation_dag.assets.embed import embeddings
 from curation_dag.assets.ingest import raw_documents
 from curation_dag.assets.semantic import semantic_clusters, semantic_duplicates
+from curation_dag.core.dedup_store import Ledger
 from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
 from tests.conftest import DEMO_DROPS, RECIPES
 
@@ -72,3 +73,42 @@ def test_changed_settings_refuse_a_silent_refit(instance, tmp_path):
     )
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "changed since the clusters were fitted" in failure.step_failure_data.user_failure_data.description
+
+
+def test_a_refit_reassigns_every_drop_and_semantic_duplicates_judges_them_again(instance, tmp_path):
+    run = dict(instance=instance, resources=resources(tmp_path))
+    instance.add_dynamic_partitions("drops", KEYS)
+    for key in KEYS:
+        assert dg.materialize([raw_documents, minhash_signatures], partition_key=key, **run).success
+    assert dg.materialize([exact_duplicates, near_duplicates], **run).success
+    for key in KEYS:  # fitted on the first drop only; the second joins that fit
+        assert dg.materialize([embeddings], partition_key=key, **run).success
+        assert dg.materialize([semantic_clusters, semantic_duplicates], **run).success
+
+    def refit(mode):
+        config = {"ops": {"semantic_clusters": {"config": {"refit": mode}}}}
+        result = dg.materialize([semantic_clusters, semantic_duplicates], run_config=config, **run)
+        assert result.success
+        return {
+            node: result.asset_materializations_for_node(node)[0].metadata
+            for node in ("semantic_clusters", "semantic_duplicates")
+        }
+
+    always = refit("always")
+    assert always["semantic_clusters"]["fitted_on"].value == KEYS
+    embedded = pl.read_parquet(tmp_path / "embeddings" / "*" / "*" / "*.parquet").height
+    assert always["semantic_clusters"]["assigned_now"].value == embedded
+    assert always["semantic_duplicates"]["absorbed_now"].value == 2  # every drop judged again, in its new cluster
+    fits = {
+        e["fit"] for folder in ("semantic_clusters", "semantic_duplicates") for e in Ledger(tmp_path / folder).drops
+    }
+    assert len(fits) == 1
+
+    again = refit("always")  # the same drops and seed fit the same centroids: nothing downstream to redo
+    assert again["semantic_clusters"]["assigned_now"].value == embedded
+    assert again["semantic_duplicates"]["absorbed_now"].value == 0
+
+    assert refit("never")["semantic_clusters"]["assigned_now"].value == 0
+    drifted = [e["key"] for e in Ledger(tmp_path / "semantic_clusters").drops if e["beyond_p95"] > 0.2]
+    on_drift = refit("on_drift")  # refits when more of a drop than drift_share lies beyond the fit's p95
+    assert on_drift["semantic_clusters"]["assigned_now"].value == (embedded if drifted else 0)

@@ -212,7 +212,7 @@ def near_duplicates(
         for entry in exact.drops[len(near.drops) :]:
             if entry["key"] not in signed:
                 break  # near duplicates follow arrival order strictly: later drops wait for this one
-            kept = pl.read_parquet(exact.decision_file(entry["key"])).filter(pl.col("duplicate_of").is_null())
+            kept = pl.read_parquet(exact.committed(entry["key"])).filter(pl.col("duplicate_of").is_null())
             path = storage.upstream_file("minhash_signatures", entry["key"], "signatures.parquet")
             signed_docs, signatures, band_keys = read_signatures(path, kept["doc_id"])
             eligible = (signed_docs["n_shingles"] > 0).to_numpy()

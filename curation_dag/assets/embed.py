@@ -44,12 +44,12 @@ def embeddings(
 ) -> dg.MaterializeResult:
     """L2-normalized sentence embeddings of the drop's deduplicated documents, cached by content hash."""
     key = context.partition_key
-    decisions = Ledger(storage.asset_dir("near_duplicates")).decision_file(key)
-    if not decisions.is_file():
+    near = Ledger(storage.asset_dir("near_duplicates"))
+    if key not in near.keys:
         raise dg.Failure(
             description=f"drop {key} is not deduplicated yet: materialize near_duplicates (dedup_job) first"
         )
-    kept = pl.read_parquet(decisions).filter(pl.col("duplicate_of").is_null()).select("doc_id")
+    kept = pl.read_parquet(near.committed(key)).filter(pl.col("duplicate_of").is_null()).select("doc_id")
     documents = pl.read_parquet(
         storage.upstream_file("raw_documents", key, "documents.parquet"), columns=["doc_id", "content_hash", "text"]
     ).join(kept, on="doc_id")

@@ -14,7 +14,7 @@ from curation_dag.assets.quality import quality_scores
 from curation_dag.assets.recipe_models import DUCKDB_POOL
 from curation_dag.automation import on_new_data
 from curation_dag.checks.sql import sql_check
-from curation_dag.core.atomic import atomic_path
+from curation_dag.core.atomic import atomic_path, checked_parquet
 from curation_dag.core.dedup_store import Ledger
 from curation_dag.core.mixture import (
     STAGES,
@@ -103,7 +103,8 @@ def _upstream_keys(pool: dg.AssetsDefinition, models: list[dg.AssetsDefinition])
 
 
 def _build(context, storage, name, spec, path, pool, upstream) -> dg.MaterializeResult:
-    candidates = pl.read_parquet(model_output(storage.root, pool.path[-1]))
+    pool_file = model_output(storage.root, pool.path[-1])
+    candidates = pl.read_parquet(checked_parquet(pool_file, f"Materialize {pool.path[-1]} again to rewrite it."))
     if candidates["doc_id"].n_unique() != candidates.height:
         raise ValueError(f"{path}: pool {pool.path[-1]} has repeated doc_ids; a candidate pool lists each once")
     candidates = _with_signals(storage, candidates)
@@ -160,7 +161,7 @@ def _build(context, storage, name, spec, path, pool, upstream) -> dg.Materialize
     _write(manifest, out / "manifest.parquet")
     _write(decisions, out / "decisions.parquet")
     _write(candidates, out / "candidates.parquet")  # the audit stays exact after later drops
-    summary = _summary(spec, manifest, candidates, decisions, digest, context.run.run_id)
+    summary = _summary(spec, manifest, candidates, decisions, digest)
     with atomic_path(out / "summary.json") as temporary:
         temporary.write_text(json.dumps(summary, indent=1))
     with atomic_path(out / "run.json") as temporary:
@@ -231,7 +232,9 @@ def _with_signals(storage: StorageResource, candidates: pl.DataFrame) -> pl.Data
 
 
 def _texts(storage: StorageResource, doc_ids: pl.Series) -> pl.DataFrame:
-    files = sorted(str(p) for p in storage.asset_dir("raw_documents").glob("*/*/documents.parquet"))
+    recovery = "Materialize raw_documents for that drop again to rewrite it."
+    paths = sorted(storage.asset_dir("raw_documents").glob("*/*/documents.parquet"))
+    files = [str(checked_parquet(path, recovery)) for path in paths]
     wanted = doc_ids.implode()
     return pl.scan_parquet(files).filter(pl.col("doc_id").is_in(wanted)).select("doc_id", "text").collect()
 
@@ -244,7 +247,7 @@ def _write(frame: pl.DataFrame, path: Path) -> None:
             frame.write_parquet(temporary, compression="zstd")
 
 
-def _summary(spec, manifest, candidates, decisions, digest, run_id) -> dict:
+def _summary(spec, manifest, candidates, decisions, digest) -> dict:
     tokens = manifest.with_columns(total=pl.col("tokens") * pl.col("repeats"))
     total = int(tokens["total"].sum())
     by_source = (
@@ -277,7 +280,6 @@ def _summary(spec, manifest, candidates, decisions, digest, run_id) -> dict:
     )
     return {
         "manifest_sha256": digest,
-        "run_id": run_id,
         "candidates": candidates.height,
         "tokens": total,
         "budget_tokens": spec.budget_tokens,

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 
 from curation_dag.assets.ingest import raw_documents
 from curation_dag.assets.metadata import file_digest, histograms_markdown, markdown_table
-from curation_dag.assets.semantic import semantic_clusters
+from curation_dag.assets.semantic import fit_id, semantic_clusters
 from curation_dag.automation import on_new_data
 from curation_dag.checks.sql import sql_check
 from curation_dag.core.dedup_store import Ledger, exclusive, write_parquet
@@ -160,13 +160,16 @@ def quality_scores(context: dg.AssetExecutionContext, storage: StorageResource) 
     """Signals joined with prototypicality (distance to the centroid) and cluster complexity, drop by drop."""
     clusters = Ledger(storage.asset_dir("semantic_clusters"))
     folder = storage.asset_dir("quality_scores")
+    fitted = fit_id(storage)
     with exclusive(folder):
         ledger = Ledger(folder)
+        if any(entry.get("fit") != fitted for entry in ledger.drops):
+            ledger.reset()  # the clusters were refitted: every drop's prototypicality changes
         clustered = set(clusters.keys)
         keys = [key for key in pending_drops(context, quality_signals.key, ledger.keys) if key in clustered]
         for key in keys:
             signals = pl.read_parquet(storage.upstream_file("quality_signals", key, "signals.parquet"))
-            assigned = pl.read_parquet(clusters.decision_file(key), columns=["doc_id", "cluster", "distance"])
+            assigned = pl.read_parquet(clusters.committed(key), columns=["doc_id", "cluster", "distance"])
             scores = signals.join(assigned, on="doc_id", how="left", maintain_order="left").select(
                 "doc_id",
                 pl.lit(key).alias("drop"),
@@ -177,7 +180,7 @@ def quality_scores(context: dg.AssetExecutionContext, storage: StorageResource) 
             )
             write_parquet(scores, ledger.decision_file(key))
             clustered_now = int(scores["cluster"].is_not_null().sum())
-            ledger.commit({"key": key, "documents": scores.height, "clustered": clustered_now})
+            ledger.commit({"key": key, "documents": scores.height, "clustered": clustered_now, "fit": fitted})
         everything = ledger.scan_decisions()
         scored = everything.collect() if everything is not None else None
         if scored is None:

@@ -1,13 +1,15 @@
 """Semantic clusters (faiss k-means, assigned drop by drop) and SemDeDup duplicates within clusters."""
 
 import json
+from typing import Literal
 
 import dagster as dg
 import numpy as np
 import polars as pl
+from pydantic import Field
 
 from curation_dag.assets.embed import embeddings
-from curation_dag.assets.metadata import histogram_markdown, markdown_table
+from curation_dag.assets.metadata import file_digest, histogram_markdown, markdown_table
 from curation_dag.automation import on_new_data
 from curation_dag.checks.sql import sql_check
 from curation_dag.core.atomic import atomic_path
@@ -19,6 +21,24 @@ from curation_dag.resources import EmbedderResource, RecipesResource, StorageRes
 FIT = "fit.json"
 # A cluster this many times the mean size, or an empty one, is flagged: k may not suit the data.
 GIANT_FACTOR = 10
+
+
+class Refit(dg.Config):
+    """Whether this run fits the centroids again, on every embedded drop, and reassigns them all."""
+
+    refit: Literal["never", "on_drift", "always"] = Field(
+        "never",
+        description="never: new drops join the current fit; on_drift: refit when a drop's drift_within_limit "
+        "check fails (more of it than drift_share beyond the fit's 95th percentile); always: refit.",
+    )
+
+
+def fit_id(storage: StorageResource) -> str:
+    """Names the current fit: the clusters' downstream assets absorb every drop again when it changes."""
+    centroids = storage.asset_dir("semantic_clusters") / "centroids.npy"
+    if not centroids.is_file():
+        raise dg.Failure(description=f"{centroids} is missing: materialize semantic_clusters first")
+    return file_digest(centroids)
 
 
 def _vectors(storage: StorageResource, embedder: EmbedderResource, key: str) -> tuple[pl.DataFrame, np.ndarray]:
@@ -47,13 +67,23 @@ def _vectors(storage: StorageResource, embedder: EmbedderResource, key: str) -> 
     ],
 )
 def semantic_clusters(
-    context: dg.AssetExecutionContext, storage: StorageResource, recipes: RecipesResource, embedder: EmbedderResource
+    context: dg.AssetExecutionContext,
+    config: Refit,
+    storage: StorageResource,
+    recipes: RecipesResource,
+    embedder: EmbedderResource,
 ) -> dg.MaterializeResult:
     """Each deduplicated document's k-means cluster and cosine distance to its centroid; later drops join the fit."""
-    config = recipes.semantic()
+    settings = recipes.semantic()
     folder = storage.asset_dir("semantic_clusters")
     with exclusive(folder):
         ledger = Ledger(folder)
+        drifted = [e["key"] for e in ledger.drops if e["beyond_p95"] > settings.drift_share]
+        if config.refit == "always" or (config.refit == "on_drift" and drifted):
+            # The ledger goes first: a crash before the new fit leaves every drop to the old one.
+            ledger.reset()
+            (folder / FIT).unlink(missing_ok=True)
+            context.log.info(f"refitting on every embedded drop ({config.refit}; drifted: {drifted or 'none'})")
         keys = pending_drops(context, embeddings.key, ledger.keys)
         loaded = {key: _vectors(storage, embedder, key) for key in keys}
         fit_path = folder / FIT
@@ -61,10 +91,16 @@ def semantic_clusters(
             if not loaded:
                 raise dg.Failure(description="no embedded drops to fit clusters on: materialize embeddings first")
             sample = np.concatenate([vectors for _, vectors in loaded.values()])
-            centroids, device = fit_centroids(sample, config)
+            centroids, device = fit_centroids(sample, settings)
             _, distances = assign(sample, centroids)
-            fit = {"settings": str(config), "model": embedder.model_id, "k": len(centroids), "fitted_on": list(loaded),
-                   "distance_p95": float(np.quantile(distances, 0.95)), "device": device}  # fmt: skip
+            fit = {
+                "settings": str(settings),
+                "model": embedder.model_id,
+                "k": len(centroids),
+                "fitted_on": list(loaded),
+                "distance_p95": float(np.quantile(distances, 0.95)),
+                "device": device,
+            }
             with atomic_path(folder / "centroids.npy") as temporary, open(temporary, "wb") as handle:
                 np.save(handle, centroids)
             with atomic_path(fit_path) as temporary:
@@ -72,20 +108,20 @@ def semantic_clusters(
             fallback = " (faiss sees no GPU: CPU fallback)" if device == "cpu" else ""
             context.log.info(f"fitted {len(centroids)} centroids on {len(sample)} vectors on {device}{fallback}")
         fit = json.loads(fit_path.read_text())
-        if fit["settings"] != str(config) or fit["model"] != embedder.model_id:
+        if fit["settings"] != str(settings) or fit["model"] != embedder.model_id:
             raise dg.Failure(
                 description=f"the semantic settings or the model changed since the clusters were fitted ({fit_path}). "
-                f"A refit reassigns every drop: delete {folder} and {storage.asset_dir('semantic_duplicates')}, "
-                "then materialize both again"
+                "Refit on every drop: launch recuration_job with semantic_clusters' settings refit: always"
             )
         centroids = np.load(folder / "centroids.npy")
+        fitted = fit_id(storage)
         new = []
         for key, (documents, vectors) in loaded.items():
             cluster, distance = assign(vectors, centroids)
             frame = documents.with_columns(pl.lit(key).alias("drop"), cluster=cluster, distance=distance)
             write_parquet(frame, ledger.decision_file(key))
             beyond = float((distance > fit["distance_p95"]).mean()) if len(distance) else 0.0
-            ledger.commit({"key": key, "documents": frame.height, "beyond_p95": round(beyond, 4)})
+            ledger.commit({"key": key, "documents": frame.height, "beyond_p95": round(beyond, 4), "fit": fitted})
             new.append(frame)
     everything = pl.scan_parquet(ledger.decision_files()).collect() if ledger.drops else pl.DataFrame()
     sizes = everything.group_by("cluster").len().sort("len", descending=True) if everything.height else pl.DataFrame()
@@ -134,7 +170,7 @@ def semantic_clusters(
             sql_check(
                 "semantic_clusters",
                 "drift_within_limit",
-                f"SELECT * FROM drift WHERE beyond_p95 > {config.drift_share}",
+                f"SELECT * FROM drift WHERE beyond_p95 > {settings.drift_share}",
                 severity=dg.AssetCheckSeverity.WARN,
                 drift=drift if drift.height else pl.DataFrame({"drop": [], "beyond_p95": []}),
             ),
@@ -158,13 +194,14 @@ def semantic_duplicates(
     config = recipes.semantic()
     clusters = Ledger(storage.asset_dir("semantic_clusters"))
     folder = storage.asset_dir("semantic_duplicates")
+    fitted = fit_id(storage)
     with exclusive(folder):
         ledger = Ledger(folder)
+        if any(entry.get("fit") != fitted for entry in ledger.drops):
+            ledger.reset()  # the clusters were refitted: every drop is judged again, in its new cluster
         earlier_ids, earlier_vectors, earlier_clusters = [], [], []
         for entry in ledger.drops:  # the kept documents of every absorbed drop
-            decided = pl.read_parquet(ledger.decision_file(entry["key"])).filter(
-                pl.col("semantic_duplicate_of").is_null()
-            )
+            decided = pl.read_parquet(ledger.committed(entry["key"])).filter(pl.col("semantic_duplicate_of").is_null())
             documents, vectors = _vectors(storage, embedder, entry["key"])
             rows = documents.with_row_index("row").join(decided, on="doc_id")
             earlier_ids += rows["doc_id"].to_list()
@@ -172,7 +209,7 @@ def semantic_duplicates(
             earlier_clusters.append(rows["cluster"].to_numpy())
         new = []
         for entry in clusters.drops[len(ledger.drops) :]:
-            assigned = pl.read_parquet(clusters.decision_file(entry["key"]))
+            assigned = pl.read_parquet(clusters.committed(entry["key"]))
             documents, vectors = _vectors(storage, embedder, entry["key"])
             assigned = documents.join(assigned, on="doc_id", maintain_order="left")
             previous = (
@@ -197,7 +234,7 @@ def semantic_duplicates(
                 cosine=pl.Series(cosine).fill_nan(None),
             )
             write_parquet(decisions, ledger.decision_file(entry["key"]))
-            ledger.commit({"key": entry["key"], **duplicate_counts(decisions, "semantic_duplicate_of")})
+            ledger.commit({"key": entry["key"], **duplicate_counts(decisions, "semantic_duplicate_of"), "fit": fitted})
             kept = match == -1
             earlier_ids += [i for i, k in zip(ids, kept, strict=True) if k]
             earlier_vectors.append(vectors[kept])

@@ -1,4 +1,5 @@
-"""Atomic file writes: write under a temporary name in the same folder, then rename into place."""
+"""Atomic file writes (a temporary name in the same folder, then one rename into place), and the
+check that a Parquet file read back is whole."""
 
 from __future__ import annotations
 
@@ -7,6 +8,24 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+class DamagedFile(ValueError):
+    """An output file that is not the complete file its asset wrote: cut short or changed since."""
+
+
+def checked_parquet(path: Path, recovery: str) -> Path:
+    """`path`, once its Parquet footer parses; else DamagedFile naming the file and `recovery`, what
+    rewrites it. A truncated file loses its footer, so it never reaches a reader half-read."""
+    try:
+        pq.read_metadata(path)
+    except (OSError, pa.ArrowException) as error:
+        message = f"{path} is damaged ({error}): it was cut short or changed after it was written. {recovery}"
+        raise DamagedFile(message) from None
+    return path
 
 
 @contextlib.contextmanager

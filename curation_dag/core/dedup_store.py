@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from curation_dag.core.atomic import atomic_path
+from curation_dag.core.atomic import atomic_path, checked_parquet
 from curation_dag.core.dedup import pairs_with_earlier, pairs_within, resolve
 from curation_dag.core.minhash import estimated_jaccard
 
@@ -50,8 +50,21 @@ class Ledger:
     def decision_file(self, key: str) -> Path:
         return self.folder / "decisions" / f"{key}.parquet"
 
+    def committed(self, key: str) -> Path:
+        """The decision file of an absorbed drop, checked whole (DamagedFile says how to rebuild)."""
+        recovery = (
+            f"Rebuild {self.folder.name}: delete {self.folder} and materialize it again; it absorbs every drop "
+            "again, in arrival order, and so do the incremental assets downstream of it once theirs are deleted."
+        )
+        return checked_parquet(self.decision_file(key), recovery)
+
     def decision_files(self) -> list[Path]:
-        return [self.decision_file(entry["key"]) for entry in self.drops]
+        return [self.committed(key) for key in self.keys]
+
+    def reset(self) -> None:
+        """Forget every absorbed drop: each is absorbed again, its files rewritten."""
+        (self.folder / LEDGER).unlink(missing_ok=True)
+        self.drops = []
 
     def commit(self, entry: dict) -> None:
         """Record an absorbed drop, once its files are in place."""

@@ -27,7 +27,7 @@ from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from pydantic import BaseModel, ConfigDict, Field
 
-from curation_dag.core.atomic import atomic_path
+from curation_dag.core.atomic import atomic_path, checked_parquet
 from curation_dag.core.dedup_store import Ledger
 from curation_dag.core.recipe_files import RecipeError, build, line_of, read_yaml
 
@@ -141,7 +141,8 @@ def source_files(storage_root: str | Path, asset: str) -> list[str]:
     if file_name is None:
         files = [str(path) for path in Ledger(folder).decision_files()]
     else:
-        files = sorted(str(path) for path in folder.glob(f"*/*/{file_name}"))
+        recovery = f"Materialize {asset} for that drop again to rewrite it."
+        files = sorted(str(checked_parquet(path, recovery)) for path in folder.glob(f"*/*/{file_name}"))
     if not files:
         raise SourceNotReady(f"source('{asset}') has no data yet: materialize {asset} first")
     return files
@@ -266,7 +267,7 @@ def _ref_file(storage_root: str | Path, name: str) -> str:
     path = model_output(storage_root, name)
     if not path.is_file():
         raise SourceNotReady(f"ref('{name}'): {path} is missing: materialize {name} first")
-    return str(path)
+    return str(checked_parquet(path, f"Materialize {name} again to rewrite it."))
 
 
 def _read_schemas(models_dir: Path, paths: dict[str, Path]) -> dict[str, tuple[Path, dict]]:

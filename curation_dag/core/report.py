@@ -143,7 +143,7 @@ def _header(audit: _Audit, name: str) -> pl.DataFrame:
     rows = {
         "mixture": name,
         "manifest sha256": summary.get("manifest_sha256", NOT_RECORDED),
-        "run id": run.get("run_id") or summary.get("run_id") or NOT_RECORDED,
+        "run id": run.get("run_id", NOT_RECORDED),
         "materialized at": run.get("materialized_at", NOT_RECORDED),
         "spec file": run.get("spec_file", NOT_RECORDED),
         "tokens (repeats included)": f"{tokens:,} of a {budget:,} budget ({tokens / max(budget, 1):.1%})",

@@ -7,6 +7,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from curation_dag.core.atomic import DamagedFile, checked_parquet
+
 
 class StorageResource(dg.ConfigurableResource):
     """Pipeline outputs under one root folder: `<root>/<asset>/<partition key>/`."""
@@ -22,4 +24,9 @@ class StorageResource(dg.ConfigurableResource):
         path = self.asset_dir(asset, partition_key) / name
         if not path.is_file():
             raise dg.Failure(description=f"{path} is missing: materialize {asset} for drop {partition_key} first")
+        if path.suffix == ".parquet":
+            try:
+                checked_parquet(path, f"Materialize {asset} for drop {partition_key} again to rewrite it.")
+            except DamagedFile as error:
+                raise dg.Failure(description=str(error)) from None
         return path

@@ -94,7 +94,6 @@ def materialization(tmp_path):
     by_language = copies.join(candidates.select("doc_id", "language"), on="doc_id").group_by("language")
     summary = {
         "manifest_sha256": "ab12" * 16,
-        "run_id": "run-1234",
         "candidates": n,
         "tokens": total,
         "budget_tokens": total + 40,
