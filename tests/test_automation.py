@@ -126,3 +126,10 @@ def test_automation_requests_exactly_what_new_data_and_recipe_edits_change(deplo
     )
     deployment.reload()
     assert deployment.settle() == [{"cluster_summary"}, set()]
+
+    # A new SQL model is a new asset, built as soon as it is seen.
+    (deployment.recipes / "models" / "sources_summary.sql").write_text(
+        "SELECT source, count(*) AS documents FROM {{ ref('candidates') }} GROUP BY source ORDER BY source\n"
+    )
+    deployment.reload()
+    assert deployment.settle() == [{"sources_summary"}, set()]
