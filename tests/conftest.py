@@ -103,6 +103,18 @@ def small_recipes(folder: Path) -> Path:
 
 
 @pytest.fixture
+def chromium() -> str:
+    """The headless browser of the browser tests, or a skip saying how to get it."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip(
+            "Chromium not installed: `make test` installs Debian's chromium with apt-get where it can; "
+            "install it to run this test"
+        )
+    return browser
+
+
+@pytest.fixture
 def instance():
     with dg.DagsterInstance.ephemeral() as ephemeral:
         yield ephemeral

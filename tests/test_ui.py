@@ -101,15 +101,12 @@ def dagster_dev(tmp_path, static_embedder):
     assert server.returncode is not None
 
 
-def test_the_ui_shows_the_asset_groups_and_runs_a_materialization(dagster_dev, tmp_path):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("Chromium not installed: `make test` installs Debian's chromium with apt-get where it can")
+def test_the_ui_shows_the_asset_groups_and_runs_a_materialization(chromium, dagster_dev, tmp_path):
     port, store, log = dagster_dev
 
     def graph_shows_groups() -> bool:
         page = subprocess.run(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--dump-dom",
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--dump-dom",
              "--virtual-time-budget=20000", f"--user-data-dir={tmp_path / 'chromium'}",
              f"http://127.0.0.1:{port}/asset-groups"],
             capture_output=True, text=True, timeout=120,

@@ -4,7 +4,6 @@ import base64
 import io
 import json
 import re
-import shutil
 import subprocess
 
 import numpy as np
@@ -179,17 +178,11 @@ def test_report_metadata_gives_the_key_tables_and_the_funnel_plot(materializatio
         assert image.format == "PNG"
 
 
-def test_report_renders_in_headless_chromium(materialization, tmp_path):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip(
-            "Chromium not installed: `make test` installs Debian's chromium with apt-get where it can; "
-            "install it to run this test"
-        )
+def test_report_renders_in_headless_chromium(chromium, materialization, tmp_path):
     url = render_report(materialization).as_uri()
     screenshot = tmp_path / "report.png"
     # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
-    flags = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}"]
+    flags = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}"]
 
     shot = subprocess.run(
         [*flags, f"--screenshot={screenshot}", "--window-size=1280,4000", url],
