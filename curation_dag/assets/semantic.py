@@ -111,7 +111,7 @@ def semantic_clusters(
         if fit["settings"] != str(settings) or fit["model"] != embedder.model_id:
             raise dg.Failure(
                 description=f"the semantic settings or the model changed since the clusters were fitted ({fit_path}). "
-                "Refit on every drop: launch recuration_job with semantic_clusters' settings refit: always"
+                "Refit on every drop: launch recuration_job with semantic_clusters' config refit: always"
             )
         centroids = np.load(folder / "centroids.npy")
         fitted = fit_id(storage)
