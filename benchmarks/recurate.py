@@ -1,6 +1,6 @@
 """Re-curation: the wall time to absorb one more drop and rebuild a mixture, as drops pile up.
 
-Equal drops of Reuters-21578 news (../shared/data/reuters21578, 2,000 documents each by default)
+Equal drops of Reuters-21578 news (../shared/data/reuters21578, 1,900 documents each by default)
 arrive one by one. After each, the runs the automation would launch for it run on a real ephemeral
 Dagster instance, in its order: the drop's own steps (raw_documents, minhash_signatures,
 quality_signals); exact and near dedup; the drop's embeddings (the CPU static model, loaded before
@@ -9,7 +9,7 @@ one mixture with a fixed token budget. Absorbing drop k + 1 after k drops should
 every k. The baseline, in the same run, re-runs the whole graph from scratch (new storage, new
 instance) on the same k + 1 drops. Wall times include Dagster's per-run overhead, as a user sees it.
 
-    python benchmarks/recurate.py [--data ../shared/data] [--drops 11] [--docs-per-drop 2000]
+    python benchmarks/recurate.py [--data ../shared/data] [--drops 11] [--docs-per-drop 1900]
                                   [--budget-tokens 100000] [--baseline-at 1 5 10] [--work DIR] [--model-cache DIR]
 """
 
@@ -114,7 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=PROJECT.parent / "shared" / "data")
     parser.add_argument("--drops", type=int, default=11, help="drops in all: k = 1 .. drops - 1 before the last")
-    parser.add_argument("--docs-per-drop", type=int, default=2000)
+    parser.add_argument("--docs-per-drop", type=int, default=1900)
     parser.add_argument("--budget-tokens", type=int, default=100_000, help="the mixture's; one drop must give it")
     parser.add_argument("--baseline-at", type=int, nargs="+", default=[1, 5, 10], help="k for the from-scratch runs")
     parser.add_argument("--work", type=Path, help="a new or empty folder to keep everything in (default: temporary)")
