@@ -41,6 +41,9 @@ benchmarks: $(VENV)/installed  ## needs ../shared/data
 	$(BIN)/python benchmarks/incremental_dedup.py
 	$(BIN)/python benchmarks/embed.py
 	$(BIN)/python benchmarks/kmeans.py
+	$(BIN)/python benchmarks/quality.py
+	$(BIN)/python benchmarks/mixture.py
+	$(BIN)/python benchmarks/recurate.py
 
 clean:
 	rm -rf .curation
