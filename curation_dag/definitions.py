@@ -1,9 +1,9 @@
-"""The curation_dag code location: every asset, check, resource, sensor and job, wired in one place.
+"""The curation_dag code location: every asset, check, resource, sensor, schedule and job, wired in one place.
 
 Paths come from the environment, with defaults that run the shipped demo from the project folder:
 CURATION_DROPS_ROOT (demo_data/drops), CURATION_RECIPES (dbt_like_recipes), CURATION_STORAGE_ROOT
 (.curation), CURATION_MODEL_CACHE (<storage root>/models) and CURATION_DEVICE (auto: a GPU when one
-is visible, else the CPU).
+is visible, else the CPU). CURATION_AUTOMATION=off starts the sensors and the schedule stopped.
 """
 
 import os
@@ -17,9 +17,9 @@ from curation_dag.assets.mixtures import mixture_assets
 from curation_dag.assets.quality import quality_scores, quality_signals
 from curation_dag.assets.recipe_models import model_assets
 from curation_dag.assets.semantic import semantic_clusters, semantic_duplicates
-from curation_dag.automation import SCHEDULE_STATUS, SENSOR_STATUS
 from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
-from curation_dag.sensors import new_drops_sensor
+from curation_dag.schedules import recuration_job, weekly_recuration
+from curation_dag.sensors import automation_sensor, new_drops_sensor
 
 curation_job = dg.define_asset_job(
     "curation_job",
@@ -48,33 +48,6 @@ mixtures_job = dg.define_asset_job(
     description="Build every recipe model, then every training mixture.",
 )
 
-recuration_job = dg.define_asset_job(
-    "recuration_job",
-    selection=dg.AssetSelection.assets(semantic_clusters).downstream(),
-    config={"ops": {"semantic_clusters": {"config": {"refit": "on_drift"}}}},
-    description="Re-curate: refit the clusters on every drop when one has drifted (refit: always forces it), "
-    "then rebuild the semantic duplicates, quality scores, recipe models and mixtures.",
-)
-# Weekly, Monday 03:00 UTC: new drops join the current clusters as they come; the schedule refits
-# once their drift says so, so that clusters, and the mixtures pruned by them, follow the data.
-weekly_recuration = dg.ScheduleDefinition(
-    name="weekly_recuration",
-    job=recuration_job,
-    cron_schedule="0 3 * * 1",
-    default_status=SCHEDULE_STATUS,
-    description="Runs recuration_job every Monday at 03:00 UTC.",
-)
-
-# Evaluates every asset's automation condition (automation.py) every 30 s: new data and edited recipes
-# re-materialize what they change. Runs are launched per partition, not as backfills.
-automation = dg.AutomationConditionSensorDefinition(
-    "curation_automation",
-    target=dg.AssetSelection.all(),
-    default_status=SENSOR_STATUS,
-    emit_backfills=False,
-    description="Re-materializes what new data or an edited recipe changes (see curation_dag/automation.py).",
-)
-
 PIPELINE = [
     raw_documents,
     minhash_signatures,
@@ -99,7 +72,7 @@ def build_definitions(recipes_folder: str, drops_root: str, storage_root: str, e
         assets=[*PIPELINE, *models, *mixture_assets(recipes_folder, models)],
         jobs=[curation_job, dedup_job, embed_job, semantic_job, mixtures_job, recuration_job],
         schedules=[weekly_recuration],
-        sensors=[new_drops_sensor, automation],
+        sensors=[new_drops_sensor, automation_sensor],
         resources={
             "storage": StorageResource(root=storage_root),
             "recipes": recipes,

@@ -1,4 +1,5 @@
-"""The drop sensor: registers each complete data drop as a partition, once, and requests its per-drop steps."""
+"""The sensors: the drop sensor registers each complete data drop as a partition, once, and requests its
+per-drop steps; the automation sensor evaluates every asset's automation condition (automation.py)."""
 
 import dagster as dg
 
@@ -27,3 +28,13 @@ def new_drops_sensor(context: dg.SensorEvaluationContext, drops: DropsResource) 
         run_requests=[dg.RunRequest(run_key=key, partition_key=key) for key in new],
         dynamic_partitions_requests=[drops_partitions.build_add_request(new)],
     )
+
+
+# Every 30 s: new data and edited recipes re-materialize what they change; runs per partition, not backfills.
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "curation_automation",
+    target=dg.AssetSelection.all(),
+    default_status=SENSOR_STATUS,
+    emit_backfills=False,
+    description="Re-materializes what new data or an edited recipe changes (see curation_dag/automation.py).",
+)
