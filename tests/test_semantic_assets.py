@@ -24,12 +24,18 @@ def resources(storage_root, recipes_folder=RECIPES):
     }
 
 
-def test_drops_are_clustered_and_semantically_deduplicated_once(instance, tmp_path):
-    run = dict(instance=instance, resources=resources(tmp_path))
+def deduplicated(instance, storage_root) -> dict:
+    """Both drops ingested, signed and deduplicated; the `dg.materialize` kwargs for the next steps."""
+    run = dict(instance=instance, resources=resources(storage_root))
     instance.add_dynamic_partitions("drops", KEYS)
     for key in KEYS:
         assert dg.materialize([raw_documents, minhash_signatures], partition_key=key, **run).success
     assert dg.materialize([exact_duplicates, near_duplicates], **run).success
+    return run
+
+
+def test_drops_are_clustered_and_semantically_deduplicated_once(instance, tmp_path):
+    run = deduplicated(instance, tmp_path)
     assert dg.materialize([embeddings], partition_key=KEYS[0], **run).success
 
     first = dg.materialize([semantic_clusters, semantic_duplicates], **run)  # fits on the first drop only
@@ -76,11 +82,7 @@ def test_changed_settings_refuse_a_silent_refit(instance, tmp_path):
 
 
 def test_a_refit_reassigns_every_drop_and_semantic_duplicates_judges_them_again(instance, tmp_path):
-    run = dict(instance=instance, resources=resources(tmp_path))
-    instance.add_dynamic_partitions("drops", KEYS)
-    for key in KEYS:
-        assert dg.materialize([raw_documents, minhash_signatures], partition_key=key, **run).success
-    assert dg.materialize([exact_duplicates, near_duplicates], **run).success
+    run = deduplicated(instance, tmp_path)
     for key in KEYS:  # fitted on the first drop only; the second joins that fit
         assert dg.materialize([embeddings], partition_key=key, **run).success
         assert dg.materialize([semantic_clusters, semantic_duplicates], **run).success
