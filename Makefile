@@ -5,12 +5,27 @@ BIN := $(VENV)/bin
 # The Dagster instance (SQLite) lives under the storage root.
 export DAGSTER_HOME ?= $(abspath $(or $(CURATION_STORAGE_ROOT),.curation))/dagster_home
 
-.PHONY: demo test chromium ui lint benchmarks clean
+.PHONY: demo test lock chromium ui lint benchmarks clean
 
-$(VENV)/installed: pyproject.toml
+LOCK := requirements.lock
+PIP := $(BIN)/pip --quiet --disable-pip-version-check
+
+# A new venv holding exactly the lock's versions (hash-checked), then this project on top, editable.
+$(VENV)/installed: $(LOCK) pyproject.toml
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PIP) install --require-hashes --no-deps -r $(LOCK)
+	$(PIP) install --no-deps --no-build-isolation -e .
+	$(PIP) check
 	touch $@
+
+lock:  ## re-resolve requirements.lock: the newest releases pyproject.toml's ranges allow (needs PyPI)
+	rm -rf $(VENV)-lock
+	$(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/pip install --quiet --disable-pip-version-check pip-tools==7.6.2
+	$(VENV)-lock/bin/pip-compile --quiet --upgrade --extra dev --generate-hashes --allow-unsafe --strip-extras \
+	  --no-emit-index-url --no-emit-find-links -o $(LOCK) pyproject.toml
+	rm -rf $(VENV)-lock
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)

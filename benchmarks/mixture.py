@@ -40,13 +40,13 @@ import yaml
 from curation_dag.assets.dedup import exact_duplicates, minhash_signatures, near_duplicates
 from curation_dag.assets.embed import embeddings
 from curation_dag.assets.ingest import raw_documents
-from curation_dag.assets.mixtures import BUDGET_TOLERANCE, SHARE_TOLERANCE, mixture_assets
+from curation_dag.assets.mixtures import mixture_assets
 from curation_dag.assets.quality import quality_scores, quality_signals
 from curation_dag.assets.recipe_models import model_assets
 from curation_dag.assets.semantic import semantic_clusters, semantic_duplicates
 from curation_dag.cli import QUIET_RUN
 from curation_dag.core.drops import COMPLETE_MARKER
-from curation_dag.core.mixture import MixtureSpec, allocate, decide, token_counts
+from curation_dag.core.mixture import MixtureSpec, decide, token_counts
 from curation_dag.core.recipe_models import model_output
 from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
 
@@ -198,39 +198,19 @@ def survivors_with_tokens(storage: Path, spec: MixtureSpec, times: dict[str, flo
     return survivors.select("doc_id", "source", tokens=pl.Series(tokens))
 
 
-def feasible_spec(survivors: pl.DataFrame, corpora: list[str], where: str) -> MixtureSpec:
-    """Tempered weights over every corpus and a budget the survivors can fill. Whole documents may fall
-    short of a source's target (a few long books); then the weights and budget become what allocating
-    them reaches, as a user would settle them, so that budget_met and weights_met can pass."""
+def feasible_spec(survivors: pl.DataFrame, corpora: list[str]) -> MixtureSpec:
+    """Tempered weights over every corpus and a budget the survivors can fill."""
     tokens = dict(survivors.group_by("source").agg(pl.col("tokens").sum()).iter_rows())
     tempered = {corpus: tokens[corpus] ** WEIGHT_EXPONENT for corpus in corpora if tokens.get(corpus)}
     weights = {corpus: value / sum(tempered.values()) for corpus, value in tempered.items()}
     cap = min(tokens[corpus] * MAX_REPEATS / weight for corpus, weight in weights.items())
     budget = int(min(BUDGET_FRACTION * sum(tokens.values()), FEASIBLE_MARGIN * cap)) // BUDGET_STEP * BUDGET_STEP
-    spec = MixtureSpec(
+    return MixtureSpec(
         description=f"Every ../shared/data corpus, deduplicated, weighted by tokens^{WEIGHT_EXPONENT}, "
         f"up to {MAX_REPEATS} copies.",
         budget_tokens=budget, weights=weights, dedup={"exact": True, "near": True, "semantic": True},
         max_repeats=MAX_REPEATS, order="shuffle", seed=1,
     )  # fmt: skip
-    reached = reached_tokens(spec, survivors, where)
-    total = sum(reached.values())
-    misses = [f"{s} {reached[s] / total:.4f} for {w:.4f}" for s, w in weights.items()
-              if abs(reached[s] / total - w) > SHARE_TOLERANCE]  # fmt: skip
-    if abs(total - budget) <= BUDGET_TOLERANCE * budget and not misses:
-        return spec
-    print(f"note: whole documents reach {total:,} tokens of the budget {budget:,}; shares off: {misses or 'none'}; "
-          "the spec takes the reached tokens as its budget and weights")  # fmt: skip
-    settled = spec.model_copy(update={"budget_tokens": total, "weights": {s: t / total for s, t in reached.items()}})
-    assert reached_tokens(settled, survivors, where) == reached, "settled weights must select the same documents"
-    return settled
-
-
-def reached_tokens(spec: MixtureSpec, survivors: pl.DataFrame, where: str) -> dict[str, int]:
-    """Tokens per source, repeats included, that the mixture's allocation selects."""
-    selected = allocate(spec, survivors, where)
-    by_source = selected.group_by("source").agg((pl.col("tokens") * pl.col("repeats")).sum())
-    return dict(sorted(by_source.iter_rows()))
 
 
 def write_spec(spec: MixtureSpec, path: Path) -> None:
@@ -279,7 +259,7 @@ def main() -> None:
             provisional = MixtureSpec(budget_tokens=1, weights=dict.fromkeys(corpora, 1 / len(corpora)))
             survivors = survivors_with_tokens(storage, provisional, breakdown)
             spec_path = recipes / "mixtures" / f"{MIXTURE}.yml"
-            write_spec(feasible_spec(survivors, corpora, str(spec_path)), spec_path)
+            write_spec(feasible_spec(survivors, corpora), spec_path)
             (mixture,) = mixture_assets(recipes, models)
             built = stages.materialize(f"mixture_{MIXTURE}", [mixture])
             rebuilds = []

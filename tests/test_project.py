@@ -5,7 +5,11 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 from tests.conftest import PROJECT
 
@@ -41,3 +45,18 @@ def test_curate_demo_runs_every_step_and_builds_the_mixtures(tmp_path, static_em
     for mixture in ("code_long_files", "d4_pruned", "plain_dedup", "quality_filtered"):
         assert re.search(rf"mixture_{mixture} +\d+ +\d+ +\d+  [0-9a-f]{{16}}", result.stdout), result.stdout
         assert (tmp_path / "store" / "mixtures" / mixture / "CURRENT").is_file()
+
+
+def test_every_lower_bound_is_the_locked_version_the_tests_run_on():
+    """pyproject.toml's ranges are for people installing into their own environment; each lower bound
+    is the version requirements.lock holds, so the oldest release we claim is the one CI tests."""
+    project = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
+    locked = dict(re.findall(r"^([a-z0-9][a-z0-9._-]*)==(\S+)", (PROJECT / "requirements.lock").read_text(), re.M))
+    wrong = []
+    for line in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        requirement = Requirement(line)
+        floor = next(s.version for s in requirement.specifier if s.operator in (">=", "=="))
+        have = locked.get(requirement.name.lower())
+        if have is None or Version(Version(have).public) != Version(floor):
+            wrong.append(f"{requirement.name}: pyproject.toml says {floor}, requirements.lock holds {have}")
+    assert not wrong, "after `make lock`, set these lower bounds to the locked versions: " + "; ".join(wrong)

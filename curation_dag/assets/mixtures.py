@@ -32,8 +32,6 @@ from curation_dag.core.recipe_models import OTHER_PIPELINE_ASSETS, PIPELINE_SOUR
 from curation_dag.core.report import render_report, report_metadata
 from curation_dag.resources import StorageResource
 
-BUDGET_TOLERANCE = 0.005  # the mixture's tokens are within 0.5% of its budget
-SHARE_TOLERANCE = 0.01  # each source's token share is within 1 percentage point of its weight
 CURRENT = "CURRENT"  # names the folder of the latest materialization
 
 
@@ -59,8 +57,8 @@ def _mixture_asset(
     version = hashlib.sha256(path.read_bytes() + model.code_versions_by_key[pool].encode()).hexdigest()[:16]
     checks = {
         "one_verdict_per_candidate": "Every candidate has exactly one verdict in the decision ledger.",
-        "budget_met": f"The mixture's tokens are within {BUDGET_TOLERANCE:.1%} of budget_tokens.",
-        "weights_met": f"Each source's token share is within {SHARE_TOLERANCE:.0%} (absolute) of its weight.",
+        "budget_met": f"The mixture's tokens are within {spec.budget_tolerance:.2%} of budget_tokens.",
+        "weights_met": f"Each source's tokens are within {spec.budget_tolerance:.2%} of weight x budget_tokens.",
         "repeats_within_cap": "No document appears more than max_repeats times.",
         "only_kept_documents": "Every document in the output was kept by the ledger.",
     }
@@ -319,9 +317,9 @@ def _summary(spec, manifest, candidates, decisions, digest) -> dict:
 def _checks(name: str, spec: MixtureSpec, out: Path, candidates: int, summary: dict) -> list[dg.AssetCheckResult]:
     asset = f"mixture_{name}"
     decisions, manifest = str(out / "decisions.parquet"), str(out / "manifest.parquet")
-    budget, tolerance = spec.budget_tokens, BUDGET_TOLERANCE * spec.budget_tokens
-    weights = pl.DataFrame({"source": list(spec.weights), "weight": list(spec.weights.values())})
-    shares = pl.DataFrame(summary["by_source"]).select("source", "share") if summary["by_source"] else None
+    budget, tolerance = spec.budget_tokens, spec.budget_tolerance
+    targets = pl.DataFrame({"source": list(spec.weights), "target": [w * budget for w in spec.weights.values()]})
+    got = pl.DataFrame(summary["by_source"], schema={"source": pl.String, "tokens": pl.Int64}, strict=False)
     return [
         sql_check(
             asset,
@@ -334,16 +332,16 @@ def _checks(name: str, spec: MixtureSpec, out: Path, candidates: int, summary: d
             asset,
             "budget_met",
             f"SELECT sum(tokens * repeats) AS tokens, {budget} AS budget FROM manifest "
-            f"HAVING abs(coalesce(sum(tokens * repeats), 0) - {budget}) > {tolerance}",
+            f"HAVING abs(coalesce(sum(tokens * repeats), 0) - {budget}) > {tolerance * budget + 1e-6}",
             manifest=manifest,
         ),
         sql_check(
             asset,
             "weights_met",
-            "SELECT w.source, w.weight, coalesce(s.share, 0) AS share FROM weights w LEFT JOIN shares s USING (source) "
-            f"WHERE abs(coalesce(s.share, 0) - w.weight) > {SHARE_TOLERANCE}",
-            weights=weights,
-            shares=shares if shares is not None else pl.DataFrame({"source": [], "share": []}),
+            "SELECT t.source, t.target, coalesce(g.tokens, 0) AS tokens FROM targets t LEFT JOIN got g USING (source) "
+            f"WHERE abs(coalesce(g.tokens, 0) - t.target) > {tolerance} * t.target + 1e-6",
+            targets=targets,
+            got=got,
         ),
         sql_check(
             asset,

@@ -6,9 +6,10 @@ A mixture takes a candidate pool and decides, stage by stage, which documents go
 2. `exact`, `near`, `semantic`: duplicates found by the dedup assets (each switchable);
 3. `filter`: quality rule sets (core/quality.py) and SQL predicates over the candidate columns;
 4. `pruning`: one policy of core/pruning.py (prototypes, D4, concept-specific, long-file cut);
-5. `budget`: each source gets `weight * budget_tokens`, filled with whole documents in a seeded
-   order, repeating documents up to `max_repeats` when a source is short (D4, Tirumala et al.
-   2023, shows well-chosen repetition beats new, redundant data).
+5. `budget`: each source gets `weight * budget_tokens`, within `budget_tolerance`, filled with whole
+   documents in a seeded order (core/budget_fill.py), repeating documents up to `max_repeats` when
+   a source is short (D4, Tirumala et al. 2023, shows well-chosen repetition beats new, redundant
+   data). A spec no whole documents can meet is refused before anything is written.
 
 Each candidate gets exactly one verdict: kept (with its repeats) or removed by the first stage
 that removed it, with the evidence. The same candidates, spec and seed give the same manifest.
@@ -26,7 +27,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from curation_dag.core import pruning
+from curation_dag.core import budget_fill, pruning
 from curation_dag.core.quality import RULE_SETS
 from curation_dag.core.recipe_files import RecipeError, build, line_of, read_yaml
 
@@ -100,6 +101,9 @@ class MixtureSpec(BaseModel):
     dedup: Dedup = Dedup()
     pruning: Pruning = Pruning()
     max_repeats: int = Field(1, ge=1, description="Most copies of one document.")
+    budget_tolerance: float = Field(budget_fill.DEFAULT_TOLERANCE, gt=0, lt=1,
+                                    description="How far each source's tokens may be from weight x budget_tokens, "
+                                    "as a fraction (0.005: 0.5%).")  # fmt: skip
     order: Literal["shuffle"] | Curriculum = "shuffle"
     seed: int = 0
     format: Literal["parquet", "jsonl"] = "parquet"
@@ -260,19 +264,19 @@ class Infeasible(ValueError):
 
 def allocate(spec: MixtureSpec, survivors: pl.DataFrame, where: str) -> pl.DataFrame:
     """Repeats per surviving document (doc_id, source, tokens): each source's token target filled
-    with whole documents in a seeded order, taking further copies up to `max_repeats` only when
-    a source runs out. Raises Infeasible, naming `where` (the spec file), before any work is
-    written."""
-    available = survivors.group_by("source").agg(pl.col("tokens").sum())
-    have = dict(available.iter_rows())
+    with whole documents in a seeded order to within `budget_tolerance` (core/budget_fill.py), taking
+    further copies up to `max_repeats` only when a source runs short. Raises Infeasible, naming
+    `where` (the spec file), before any work is written."""
+    tolerance = spec.budget_tolerance
+    have = dict(survivors.group_by("source").agg(pl.col("tokens").sum()).iter_rows())
     pool = sum(have.get(source, 0) for source in spec.weights)
-    if spec.budget_tokens > pool * spec.max_repeats:
+    if spec.budget_tokens * (1 - tolerance) > pool * spec.max_repeats:
         raise Infeasible(f"{where}: budget_tokens {spec.budget_tokens} exceeds what the pool can give: "
                          f"{pool} tokens after dedup, filters and pruning, x max_repeats {spec.max_repeats}. "
                          "Lower the budget, raise max_repeats or loosen the filters")  # fmt: skip
     for source, weight in spec.weights.items():
         target = weight * spec.budget_tokens
-        if have.get(source, 0) * spec.max_repeats < target:
+        if have.get(source, 0) * spec.max_repeats < target * (1 - tolerance):
             raise Infeasible(
                 f"{where}: source {source} has {have.get(source, 0)} tokens after dedup, filters and pruning; its "
                 f"weight {weight} needs {round(target)} tokens, more than max_repeats {spec.max_repeats} can give. "
@@ -281,39 +285,32 @@ def allocate(spec: MixtureSpec, survivors: pl.DataFrame, where: str) -> pl.DataF
     ordered = survivors.with_columns(_draw(spec.seed).alias("_draw")).sort("source", "_draw", "doc_id")
     repeats = np.zeros(ordered.height, dtype=np.int64)
     starts = 0
-    for source, group in ordered.group_by("source", maintain_order=True):
+    for (source,), group in ordered.group_by("source", maintain_order=True):
         tokens = group["tokens"].to_numpy()
-        target = round(spec.weights.get(source[0], 0) * spec.budget_tokens)
-        repeats[starts : starts + len(tokens)] = _fill(tokens, target, spec.max_repeats)
+        target = spec.weights.get(source, 0) * spec.budget_tokens
+        try:
+            repeats[starts : starts + len(tokens)] = budget_fill.fill(tokens, target, tolerance, spec.max_repeats)
+        except budget_fill.Unreachable as error:
+            raise Infeasible(_unreachable_message(where, source, target, tolerance, error)) from None
         starts += len(tokens)
     return ordered.drop("_draw").with_columns(repeats=pl.Series(repeats))
+
+
+def _unreachable_message(where: str, source: str, target: float, tolerance: float, error) -> str:
+    reachable = [total for total in (error.below, error.above) if total is not None]
+    needed = min(abs(total - target) for total in reachable) / target
+    return (
+        f"{where}: source {source}: no choice of whole documents (up to max_repeats copies each) totals "
+        f"{round(target)} tokens within budget_tolerance {tolerance:g} ({error.low}..{error.high}); the nearest "
+        f"reachable totals are {' and '.join(map(str, reachable))} tokens. Raise budget_tolerance to {needed:.4f} "
+        "or more, change budget_tokens or the weight so that this source's target is reachable, raise max_repeats, "
+        "or give the source more (shorter) documents"
+    )
 
 
 def _draw(seed: int) -> pl.Expr:
     """A seeded pseudo-random order that does not depend on the row order of the input."""
     return pl.concat_str(pl.lit(f"{seed}:"), pl.col("doc_id")).hash(seed=0)
-
-
-def _fill(tokens: np.ndarray, target: int, max_repeats: int) -> np.ndarray:
-    """Copies of each document (in order) whose tokens come as close to `target` as whole documents
-    allow without passing it: full passes while the target exceeds the whole source, then rounds
-    that each give one more copy, in order, to every document that still fits, until the target is
-    met or every document has `max_repeats` copies."""
-    repeats = np.zeros(len(tokens), dtype=np.int64)
-    total = int(tokens.sum())
-    if target <= 0 or total == 0:
-        return repeats
-    passes = min(target // total, max_repeats)
-    repeats += passes
-    left = target - passes * total
-    for _ in range(passes, max_repeats):
-        for index in np.flatnonzero((tokens > 0) & (tokens <= left)):
-            if tokens[index] <= left:
-                repeats[index] += 1
-                left -= int(tokens[index])
-        if left == 0:
-            break
-    return repeats
 
 
 def order(spec: MixtureSpec, selected: pl.DataFrame) -> pl.DataFrame:
