@@ -4,10 +4,12 @@ import dagster as dg
 import polars as pl
 
 from curation_dag.assets.dedup import KEPT_AND_EARLIER, exact_duplicates, minhash_signatures, near_duplicates
+from curation_dag.assets.embed import embeddings
 from curation_dag.assets.ingest import raw_documents
 from curation_dag.checks.sql import sql_check
-from curation_dag.resources import DropsResource, RecipesResource, StorageResource
-from tests.conftest import DEMO_DROPS, RECIPES
+from curation_dag.core.dedup_store import Ledger
+from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
+from tests.conftest import DEMO_DROPS, RECIPES, mark_complete, write_jsonl
 
 DEMO_KEYS = [  # arrival order
     "licenses/2026-11-01",
@@ -114,3 +116,26 @@ def test_signing_a_drop_that_was_not_ingested_says_what_to_do(instance, tmp_path
     failure = next(e for e in result.all_events if e.is_step_failure)
     message = failure.step_failure_data.user_failure_data.description
     assert "materialize raw_documents for drop licenses/2026-11-01 first" in message
+
+
+def test_a_drop_whose_only_document_has_two_words_goes_through_dedup_to_embeddings(instance, tmp_path):
+    """'Errata notice' alone once broke MinHash signing, and every later drop then waited at embeddings."""
+    drops = tmp_path / "drops"
+    drop = mark_complete(drops / "licenses" / "2026-12-01")
+    write_jsonl(drop / "part-0.jsonl", [{"id": "e", "text": "Errata notice"}])
+    recipes = RecipesResource(folder=str(RECIPES))
+    run = dict(
+        instance=instance,
+        resources={
+            "storage": StorageResource(root=str(tmp_path / "store")),
+            "recipes": recipes,
+            "drops": DropsResource(drops_root=str(drops), recipes=recipes),
+            "embedder": EmbedderResource(cpu_backend="minilm"),
+        },
+    )
+    instance.add_dynamic_partitions("drops", ["licenses/2026-12-01"])
+    signed = dg.materialize([raw_documents, minhash_signatures], partition_key="licenses/2026-12-01", **run)
+    assert signed.asset_materializations_for_node("minhash_signatures")[0].metadata["documents"].value == 1
+    assert dg.materialize([exact_duplicates, near_duplicates], **run).success
+    assert Ledger(tmp_path / "store" / "near_duplicates").keys == ["licenses/2026-12-01"]
+    assert dg.materialize([embeddings], partition_key="licenses/2026-12-01", **run).success

@@ -210,8 +210,9 @@ def near_duplicates(
         signed = context.instance.get_materialized_partitions(minhash_signatures.key)
         absorbed = []
         for entry in exact.drops[len(near.drops) :]:
-            if entry["key"] not in signed:
-                break  # near duplicates follow arrival order strictly: later drops wait for this one
+            if entry["key"] not in signed:  # near duplicates follow arrival order strictly: later drops wait
+                context.log.warning(f"drop {entry['key']} has no minhash_signatures: it and every later drop wait")
+                break
             kept = pl.read_parquet(exact.committed(entry["key"])).filter(pl.col("duplicate_of").is_null())
             path = storage.upstream_file("minhash_signatures", entry["key"], "signatures.parquet")
             signed_docs, signatures, band_keys = read_signatures(path, kept["doc_id"])

@@ -46,9 +46,7 @@ def embeddings(
     key = context.partition_key
     near = Ledger(storage.asset_dir("near_duplicates"))
     if key not in near.keys:
-        raise dg.Failure(
-            description=f"drop {key} is not deduplicated yet: materialize near_duplicates (dedup_job) first"
-        )
+        raise dg.Failure(description=_not_deduplicated(context, storage, key, near))
     kept = pl.read_parquet(near.committed(key)).filter(pl.col("duplicate_of").is_null()).select("doc_id")
     documents = pl.read_parquet(
         storage.upstream_file("raw_documents", key, "documents.parquet"), columns=["doc_id", "content_hash", "text"]
@@ -119,3 +117,14 @@ def _cached_vectors(files: list, hashes: pl.Series, vector: pl.DataType) -> pl.D
     wanted = hashes.unique().implode()
     found = pl.scan_parquet(files).filter(pl.col("content_hash").is_in(wanted)).select("content_hash", "vector")
     return found.collect().unique("content_hash").with_columns(pl.col("vector").cast(vector))
+
+
+def _not_deduplicated(context: dg.AssetExecutionContext, storage: StorageResource, key: str, near: Ledger) -> str:
+    """Why a drop is not in near_duplicates yet, and what to materialize."""
+    exact = Ledger(storage.asset_dir("exact_duplicates")).keys
+    waiting = exact[len(near.keys)] if len(exact) > len(near.keys) else None
+    if key in exact and waiting not in context.instance.get_materialized_partitions(dg.AssetKey("minhash_signatures")):
+        return (f"drop {key} is not deduplicated yet: near_duplicates absorbs drops in arrival order and waits for "
+                f"drop {waiting}, which has no minhash_signatures. Materialize minhash_signatures for {waiting}, "
+                "then near_duplicates")  # fmt: skip
+    return f"drop {key} is not deduplicated yet: materialize near_duplicates (dedup_job) first"

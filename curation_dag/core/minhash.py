@@ -157,11 +157,12 @@ def _shingle_hashes(texts: pl.Series, config: MinHashConfig) -> tuple[np.ndarray
     multipliers = _constants(config.seed, n, salt=1)
     total = len(unit_hashes)
     combined = unit_hashes * multipliers[0]
-    for position in range(1, n):
+    for position in range(1, min(n, total)):  # a batch may hold fewer than n units in all
         same_doc = unit_doc[position:] == unit_doc[: total - position]
         combined[: total - position] += np.where(same_doc, unit_hashes[position:] * multipliers[position], 0)
     full = np.zeros(total, dtype=bool)
-    full[: total - n + 1] = unit_doc[n - 1 :] == unit_doc[: total - n + 1]
+    starts = max(total - n + 1, 0)
+    full[:starts] = unit_doc[n - 1 :] == unit_doc[:starts]
     units_per_doc = np.bincount(unit_doc, minlength=len(texts))
     first_unit = np.concatenate(([0], np.cumsum(units_per_doc)[:-1]))
     short_docs = np.flatnonzero((units_per_doc > 0) & (units_per_doc < n))

@@ -134,3 +134,18 @@ def test_both_densification_paths_fill_bins_identically():
     _densify(ranked, np.ones(400, dtype=bool), seed=1, sparse_bins=128)
     _densify(walked, np.ones(400, dtype=bool), seed=1, sparse_bins=0)
     assert (ranked == walked).all() and not (ranked == _EMPTY).any()
+
+
+@pytest.mark.parametrize("shingle", ["word", "byte"])
+def test_texts_of_zero_to_ten_words_sign_alone_as_in_any_batch(shingle):
+    """A batch with fewer units than a shingle once broke the numpy arithmetic ('Errata notice' alone)."""
+    config = MinHashConfig(shingle=shingle)
+    rng = np.random.default_rng(5)
+    words = ["errata", "notice", "a", "licence", "é", "x"]
+    texts = [" ".join(rng.choice(words, size=n)) for n in range(11) for _ in range(5)]
+    together, together_counts = sign(pl.Series(texts), config)
+    for index, text in enumerate(texts):
+        alone, counts = sign(pl.Series([text]), config)
+        units = len(text.split()) if shingle == "word" else len(text.lower().encode())
+        assert counts[0] == together_counts[index] == (max(units - config.shingle_size + 1, 1) if units else 0)
+        assert (alone[0] == together[index]).all(), text
