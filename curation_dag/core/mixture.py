@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from curation_dag.core import budget_fill, pruning
+from curation_dag.core import budget_fill, pruning, sql_sandbox
 from curation_dag.core.quality import RULE_SETS
 from curation_dag.core.recipe_files import RecipeError, build, line_of, read_yaml
 
@@ -48,6 +48,15 @@ class Filters(BaseModel):
         if unknown:
             raise ValueError(f"unknown rule set(s) {unknown}; known: {sorted(RULE_SETS)}")
         return names
+
+    @field_validator("sql")
+    @classmethod
+    def _one_expression(cls, predicates: list[str]) -> list[str]:
+        for predicate in predicates:
+            problem = sql_sandbox.one_select(_predicate_query(predicate))
+            if problem:
+                raise ValueError(f"filter {predicate!r} is not one SQL expression: the query around it {problem}")
+        return predicates
 
 
 class Dedup(BaseModel):
@@ -215,13 +224,16 @@ def decide(spec: MixtureSpec, candidates: pl.DataFrame, complexity: pl.DataFrame
 
 def _evaluate(candidates: pl.DataFrame, predicate: str) -> pl.Series:
     """A SQL predicate's value on every candidate row, in order (null counts as false)."""
-    with duckdb.connect() as connection:
-        connection.register("candidates", candidates.with_row_index("_row").to_arrow())
+    with sql_sandbox.sandboxed({"candidates": candidates.with_row_index("_row")}) as connection:
         try:
-            table = connection.sql(f"SELECT ({predicate}) AS ok FROM candidates ORDER BY _row").to_arrow_table()
+            table = connection.sql(_predicate_query(predicate)).to_arrow_table()
         except duckdb.Error as error:
             raise ValueError(f"filter {predicate!r} does not run on the candidates: {error}") from None
     return pl.from_arrow(table)["ok"].cast(pl.Boolean).fill_null(False)
+
+
+def _predicate_query(predicate: str) -> str:
+    return f"SELECT ({predicate}) AS ok FROM candidates ORDER BY _row"
 
 
 def _prune(spec, candidates, decisions, complexity, remove) -> pl.DataFrame:

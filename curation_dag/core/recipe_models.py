@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from curation_dag.core.atomic import atomic_path, checked_parquet
 from curation_dag.core.dedup_store import Ledger
 from curation_dag.core.recipe_files import RecipeError, build, line_of, read_yaml
+from curation_dag.core.sql_sandbox import identifier, literal, one_select, sandboxed
 
 # What source() may read: per-drop assets by their file in each `<source>/<drop_id>/` folder, and
 # the incremental assets (None) by the decision files their ledger has committed.
@@ -228,17 +229,11 @@ def run_model(model: RecipeModel, storage_root: str | Path) -> Path:
     """Run the model's SQL in a fresh in-memory DuckDB and write `<storage>/recipe_models/<name>.parquet`
     atomically. Rows come out in the order of the model's ORDER BY."""
     output = model_output(storage_root, model.name)
-    with duckdb.connect() as connection:
-        connection.execute("SET preserve_insertion_order = true; SET enable_progress_bar = false")
-        for table, files in _input_tables(model, storage_root).items():
-            connection.execute(
-                f"CREATE VIEW {_identifier(table)} AS SELECT * FROM read_parquet({_literal(files)}, union_by_name=true)"
-            )
-        with atomic_path(output) as temporary:
-            try:
-                connection.sql(model.sql).write_parquet(str(temporary), compression="zstd")
-            except duckdb.Error as error:
-                raise RecipeError(f"{model.path}: DuckDB could not run the model: {error}") from None
+    with atomic_path(output) as temporary, sandboxed(_input_tables(model, storage_root), [temporary]) as connection:
+        try:
+            connection.sql(model.sql).write_parquet(str(temporary), compression="zstd")
+        except duckdb.Error as error:
+            raise RecipeError(f"{model.path}: DuckDB could not run the model: {error}") from None
     return output
 
 
@@ -309,14 +304,14 @@ def _render(
         if name == path.stem:
             raise _CallError(f"ref('{name}'): a model cannot ref itself")
         refs.append(name)
-        return _identifier(name)
+        return identifier(name)
 
     def source(*names: Any) -> str:
         name = _single_name("source", "source('quality_scores')", names)
         if name not in PIPELINE_SOURCES:
             raise _CallError(f"source('{name}'): not a pipeline source; sources are {', '.join(PIPELINE_SOURCES)}")
         sources.append(name)
-        return _identifier(name)
+        return identifier(name)
 
     try:
         template = environment.get_template(path.name)
@@ -355,13 +350,9 @@ def _place(path: Path, error: BaseException) -> str:
 
 def _check_sql(path: Path, sql: str) -> None:
     """Parse (not run) the rendered SQL: exactly one SELECT, so syntax errors fail before any work."""
-    try:
-        with duckdb.connect() as connection:
-            statements = connection.extract_statements(sql)
-    except duckdb.Error as error:
-        raise RecipeError(f"{path}: the rendered SQL does not parse: {error}") from None
-    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-        raise RecipeError(f"{path}: a model is exactly one SELECT statement (found {len(statements)} statements)")
+    problem = one_select(sql)
+    if problem:
+        raise RecipeError(f"{path}: the rendered SQL {problem}")
 
 
 def _parse_tests(
@@ -397,11 +388,9 @@ def _parse_tests(
         taken.add(name)
         target = _test_target(kind, arguments, place, model, known_models)
         query = _test_query(kind, column, arguments)
-        try:
-            with duckdb.connect() as connection:
-                connection.extract_statements(query)
-        except duckdb.Error as error:
-            raise RecipeError(f"{place}: the {name} test of model {model} does not parse as SQL: {error}") from None
+        problem = one_select(query)
+        if problem:
+            raise RecipeError(f"{place}: the {name} test of model {model} {problem}")
         tests.append((ModelTest(name, kind, column, arguments, query, target), line))
     return tests
 
@@ -463,15 +452,15 @@ def _test_query(kind: str, column: str | None, arguments: dict) -> str:
     """SQL returning the violations; like dbt, unique, accepted_values and relationships ignore nulls."""
     if kind == "expression":
         return f"SELECT * FROM tested WHERE ({arguments['expression']}) IS NOT TRUE"
-    value = _identifier(column)
+    value = identifier(column)
     if kind == "not_null":
         return f"SELECT * FROM tested WHERE {value} IS NULL"
     if kind == "unique":
         condition, having = "", "HAVING count(*) > 1"
     elif kind == "accepted_values":
-        condition, having = f"AND {value} NOT IN ({', '.join(_literal(v) for v in arguments['values'])})", ""
+        condition, having = f"AND {value} NOT IN ({', '.join(literal(v) for v in arguments['values'])})", ""
     else:
-        field = _identifier(arguments["field"])
+        field = identifier(arguments["field"])
         condition = f"AND {value} NOT IN (SELECT {field} FROM referenced WHERE {field} IS NOT NULL)"
         having = ""
     return (
@@ -511,17 +500,3 @@ def _leading_comment(path: Path) -> str | None:
             break
         lines.append(line.strip().removeprefix("--").strip())
     return " ".join(line for line in lines if line) or None
-
-
-def _identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(value: Any) -> str:
-    if isinstance(value, list):
-        return "[" + ", ".join(_literal(item) for item in value) + "]"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"

@@ -75,6 +75,17 @@ def test_dedup_stages_can_be_switched_off_and_sql_filters_apply():
         decide(MixtureSpec(**SPEC, filters={"sql": ["no_such_column > 1"]}), candidates())
 
 
+def test_a_filter_reads_only_the_candidates_and_cannot_smuggle_a_statement(tmp_path):
+    with pytest.raises(ValueError, match=r"filter .* is not one SQL expression: the query around it is not exactly one "
+                                         r"SELECT statement: it holds 3 \(SELECT, COPY, SELECT\)"):  # fmt: skip
+        MixtureSpec(**SPEC, filters={"sql": [f"true) AS ok FROM candidates; COPY (SELECT 1) TO '{tmp_path}/x.csv'; "
+                                             "SELECT (1"]})  # fmt: skip
+    reading = MixtureSpec(**SPEC, filters={"sql": ["doc_id NOT IN (SELECT content FROM read_text('/etc/passwd'))"]})
+    with pytest.raises(ValueError, match=r"does not run on the candidates: Permission Error"):
+        decide(reading, candidates())
+    assert not list(tmp_path.iterdir())
+
+
 def survivors(tokens_a: list[int], tokens_b: list[int]) -> pl.DataFrame:
     return pl.DataFrame(
         {

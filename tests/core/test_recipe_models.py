@@ -276,3 +276,29 @@ def test_a_model_named_like_a_pipeline_asset_is_refused(tmp_path):
         == f"{tmp_path}/models/quality_scores.sql: quality_scores is the name of a pipeline asset; rename the model"
     )
     assert "letters, digits and _" in error(tmp_path / "dash", **{"my-model__sql": "SELECT 1\n"})
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT content FROM read_text('/proc/self/environ')",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM read_parquet('{outside}')",
+    ],
+)
+def test_a_model_reads_nothing_but_its_sources_and_refs(tmp_path, sql):
+    outside = tmp_path / "outside.parquet"
+    pl.DataFrame({"secret": ["x"]}).write_parquet(outside)
+    models = load_models(recipes(tmp_path / "recipes", a__sql=sql.format(outside=outside) + "\n"))
+    with pytest.raises(RecipeError, match=r"a.sql: DuckDB could not run the model: Permission Error"):
+        run_model(models["a"], storage(tmp_path / "store"))
+    assert not (tmp_path / "store" / "recipe_models" / "a.parquet").exists()
+
+
+def test_an_expression_test_that_smuggles_a_second_statement_fails_at_load(tmp_path):
+    smuggled = "true) ; COPY (SELECT 1) TO '/tmp/x.csv' ; SELECT (1"
+    schema = f'models:\n  - name: a\n    tests:\n      - expression: "{smuggled}"\n'
+    message = error(tmp_path, a__sql="SELECT 1 AS one\n", schema__yml=schema)
+    assert message.startswith(f"{tmp_path}/models/schema.yml, line 4: the expression_1 test of model a is not exactly "
+                              "one SELECT statement: it holds 3 (SELECT, COPY, SELECT)")  # fmt: skip
+    assert not Path("/tmp/x.csv").exists()
