@@ -1,11 +1,13 @@
 """The sensors: the drop sensor registers each complete data drop as a partition, once, and requests its
-per-drop steps; the automation sensor evaluates every asset's automation condition (automation.py)."""
+per-drop steps, and warns of a registered drop whose files changed since ingest (drops are immutable:
+core/drop_files.py); the automation sensor evaluates every asset's automation condition (automation.py)."""
 
 import dagster as dg
 
 from curation_dag.automation import SENSOR_STATUS
+from curation_dag.core import drop_files
 from curation_dag.partitions import drops_partitions
-from curation_dag.resources import DropsResource
+from curation_dag.resources import DropsResource, StorageResource
 
 
 @dg.sensor(
@@ -15,15 +17,25 @@ from curation_dag.resources import DropsResource
     minimum_interval_seconds=30,
     default_status=SENSOR_STATUS,
 )
-def new_drops_sensor(context: dg.SensorEvaluationContext, drops: DropsResource) -> dg.SensorResult | dg.SkipReason:
+def new_drops_sensor(
+    context: dg.SensorEvaluationContext, drops: DropsResource, storage: StorageResource
+) -> dg.SensorResult | dg.SkipReason:
     known = set(context.instance.get_dynamic_partitions(drops_partitions.name))
     complete, refused = drops.complete_drops()
     for message in refused:
         context.log.warning(message)
+    changed = 0
+    for drop in complete:
+        recorded = drop_files.load(storage.drop_files_record(drop.key)) if drop.key in known else None
+        if recorded is not None and (lines := drop_files.content_changes(drop.path, recorded)):
+            changed += 1
+            context.log.warning(drop_files.refusal(drop.key, drop.path, lines))
     new = [drop.key for drop in complete if drop.key not in known]
     if not new:
-        refused_note = f"; {len(refused)} folder(s) refused for their names, see the log" if refused else ""
-        return dg.SkipReason(f"no new complete drops under {drops.drops_root}{refused_note}")
+        notes = [f"{len(refused)} folder(s) refused for their names"] if refused else []
+        notes += [f"{changed} ingested drop(s) changed since ingest and will be refused"] if changed else []
+        note = f"; {', '.join(notes)}, see the log" if notes else ""
+        return dg.SkipReason(f"no new complete drops under {drops.drops_root}{note}")
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=key, partition_key=key) for key in new],
         dynamic_partitions_requests=[drops_partitions.build_add_request(new)],

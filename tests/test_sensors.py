@@ -2,14 +2,15 @@
 
 import dagster as dg
 
-from curation_dag.resources import DropsResource, RecipesResource
+from curation_dag.resources import DropsResource, RecipesResource, StorageResource
 from curation_dag.sensors import new_drops_sensor
 from tests.conftest import mark_complete, write_jsonl
 
 
 def tick(instance, resource):
     """One sensor evaluation, with its partition requests applied as the Dagster daemon does."""
-    with dg.build_sensor_context(instance=instance, resources={"drops": resource}) as context:
+    storage = StorageResource(root=str(resource.drops_root) + "-store")
+    with dg.build_sensor_context(instance=instance, resources={"drops": resource, "storage": storage}) as context:
         result = new_drops_sensor(context)
     if isinstance(result, dg.SensorResult):
         for request in result.dynamic_partitions_requests:

@@ -12,6 +12,7 @@ from curation_dag.checks.raw_documents import (
     check_accounting,
     check_expectations,
 )
+from curation_dag.core import drop_files
 from curation_dag.core.drops import DropNameError
 from curation_dag.core.ingest import REASONS, NothingReadable, ingest_drop
 from curation_dag.core.recipe_files import RecipeError
@@ -38,12 +39,20 @@ def raw_documents(
         raise dg.Failure(description=str(error)) from None
     folder = storage.asset_dir("raw_documents", context.partition_key)
     documents, quarantine = folder / "documents.parquet", folder / "quarantine.parquet"
+    record = storage.drop_files_record(context.partition_key)
+    files, recorded = drop_files.snapshot(drop.path), drop_files.load(record)
+    if recorded is not None and (changed := drop_files.changes(recorded, files)):
+        raise dg.Failure(
+            description=drop_files.refusal(drop.key, drop.path, changed),
+            metadata={"changed_files": dg.MetadataValue.json(changed)},
+        )
     try:
         report = ingest_drop(drop, spec, documents, quarantine)
     except NothingReadable as error:
         raise dg.Failure(
             description=str(error), metadata={"quarantine": dg.MetadataValue.path(str(quarantine))}
         ) from None
+    drop_files.save(files, record)
 
     by_reason = [
         {"reason": reason, "rows": count, "meaning": REASONS[reason]}

@@ -19,6 +19,10 @@ class StorageResource(dg.ConfigurableResource):
         folder = Path(self.root) / asset
         return folder / partition_key if partition_key else folder
 
+    def drop_files_record(self, partition_key: str) -> Path:
+        """The files of a drop as they were ingested, with their digests (core/drop_files.py)."""
+        return self.asset_dir("raw_documents", partition_key) / "files.json"
+
     def upstream_file(self, asset: str, partition_key: str, name: str) -> Path:
         """An upstream output file, or a failure saying which asset to materialize for which drop."""
         path = self.asset_dir(asset, partition_key) / name
