@@ -29,10 +29,12 @@ def _ready(trigger: dg.AutomationCondition, label: str) -> dg.AutomationConditio
     running or about to run: a target waits for all its changing inputs and then runs once.
     A target first seen missing (a new SQL model or mixture spec) runs as soon as its inputs exist."""
     inputs_exist = AC.any_deps_match(~AC.missing()).with_label("inputs_exist")
+    # The takedown log is missing until the first takedown; nothing waits for it.
+    deps_missing = AC.any_deps_missing().ignore(dg.AssetSelection.assets("takedowns"))
     first_seen_missing = (AC.initial_evaluation() & AC.missing() & inputs_exist).with_label("first_seen_missing")
     return (
         (trigger.since_last_handled() | first_seen_missing)
-        & ~AC.any_deps_missing()
+        & ~deps_missing
         & ~AC.any_deps_in_progress()
         & ~AC.any_deps_match(AC.will_be_requested()).with_label("any_deps_requested")
         & ~AC.in_progress()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import textwrap
@@ -92,6 +93,44 @@ def demo() -> None:
     click.echo("`make ui` shows the asset graph, the runs and every asset's metadata.")
 
 
+@main.command()
+@click.option("--doc-id", "doc_ids", multiple=True, help="A document, <source>/<drop_id>/<shard>#<row> (repeatable).")
+@click.option("--content-hash", "content_hashes", multiple=True, help="A text's SHA-256: every copy (repeatable).")
+@click.option("--drop", "drops", multiple=True, help="A whole drop, <source>/<drop_id> (repeatable).")
+@click.option("--reason", required=True, help="Why, for the takedown log.")
+@click.option("--by", "requested_by", default=getpass.getuser, show_default="you", help="Who asked, for the log.")
+def remove(doc_ids, content_hashes, drops, reason: str, requested_by: str) -> None:
+    """Take documents down: log the request, purge their texts, rebuild every recipe model and mixture."""
+    if not (doc_ids or content_hashes or drops):
+        raise click.UsageError("name what to take down: --doc-id, --content-hash or --drop (each repeatable)")
+    os.environ.setdefault("DAGSTER_HOME", str(Path(".curation/dagster_home").resolve()))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    from curation_dag.definitions import defs
+
+    request = {"doc_ids": list(doc_ids), "content_hashes": list(content_hashes), "drops": list(drops)}
+    config = {**request, "reason": reason, "requested_by": requested_by}
+    result = defs.resolve_job_def("takedown_job").execute_in_process(
+        instance=dg.DagsterInstance.get(),
+        run_config={**QUIET_RUN, "ops": {"takedowns": {"config": config}}},
+        raise_on_error=False,
+    )
+    logged = result.asset_materializations_for_node("takedowns")
+    if not logged:
+        failure = next((e.message for e in result.all_events if e.is_failure), "")
+        raise click.ClickException(f"nothing was taken down: {failure}")
+    metadata = logged[0].metadata
+    click.echo(f"takedown {metadata['takedown'].value}: {metadata['documents'].value} documents taken down")
+    for path, count in metadata["purged_files"].value.items():
+        click.echo(f"  purged {count:>6} texts from {path}")
+    for event in result.get_asset_materialization_events():
+        if event.asset_key.path[-1].startswith("mixture_"):
+            digest = event.materialization.metadata["manifest_sha256"].value
+            click.echo(f"  rebuilt {event.asset_key.path[-1]:<28} manifest {digest[:16]}")
+    if not result.success:
+        failure = next((e.message for e in result.all_events if e.is_failure), "")
+        raise click.ClickException(f"the takedown is logged and purged, but a rebuild failed: {failure}")
+
+
 def _storage_root() -> str:
     return os.environ.get("CURATION_STORAGE_ROOT", ".curation")
 
@@ -154,6 +193,9 @@ def _explain_lines(facts: dict):
     where = facts["provenance"]
     yield f"{facts['doc_id']}"
     yield f"  from {where['source_file']}, row {where['row']} (id {where['source_id']}), {where['n_chars']} chars"
+    if taken := facts.get("taken_down"):
+        yield (f"  TAKEN DOWN by takedown {taken['takedown']} on {taken['requested_at']} for {taken['requested_by']}: "
+               f"{taken['reason']}; its text is purged and it is in no later mixture")  # fmt: skip
     if "mixture" in facts:
         verdict = facts["mixture"]
         outcome = f"KEPT x{verdict['repeats']}" if verdict["verdict"] == "kept" else f"REMOVED at {verdict['stage']}"
@@ -210,6 +252,10 @@ def _audit_lines(facts: dict):
     yield (f"  {facts['documents']} documents, {facts['copies']} copies, {facts['tokens']} tokens "
            f"(budget {facts['budget_tokens']}) from {facts['candidates']} candidates")  # fmt: skip
     yield f"  drops absorbed: {', '.join(facts['drops']) or 'none recorded'}"
+    if taken := facts["taken_down"]:
+        ids = sorted({row["takedown"] for row in taken})
+        yield (f"  taken down since: {len(taken)} documents (takedowns {', '.join(ids)}); "
+               "their texts are purged from this materialization")  # fmt: skip
     yield "  funnel:"
     for row in facts["funnel"]:
         tokens = f"{row['tokens']:>10} tokens" if row["tokens"] is not None else ""

@@ -17,6 +17,7 @@ from curation_dag.assets.mixtures import mixture_assets
 from curation_dag.assets.quality import quality_scores, quality_signals
 from curation_dag.assets.recipe_models import model_assets
 from curation_dag.assets.semantic import semantic_clusters, semantic_duplicates
+from curation_dag.assets.takedowns import takedowns
 from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
 from curation_dag.schedules import recuration_job, weekly_recuration
 from curation_dag.sensors import automation_sensor, new_drops_sensor
@@ -47,6 +48,12 @@ mixtures_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("recipes", "mixtures"),
     description="Build every recipe model, then every training mixture.",
 )
+takedown_job = dg.define_asset_job(
+    "takedown_job",
+    selection=dg.AssetSelection.assets(takedowns) | dg.AssetSelection.groups("recipes", "mixtures"),
+    description="Take documents down (config: doc_ids, content_hashes or drops, reason, requested_by), then rebuild "
+    "every recipe model and mixture without them.",
+)
 
 PIPELINE = [
     raw_documents,
@@ -58,6 +65,7 @@ PIPELINE = [
     semantic_duplicates,
     quality_signals,
     quality_scores,
+    takedowns,
 ]
 
 
@@ -70,7 +78,7 @@ def build_definitions(recipes_folder: str, drops_root: str, storage_root: str, e
     models = model_assets(recipes_folder)
     return dg.Definitions(
         assets=[*PIPELINE, *models, *mixture_assets(recipes_folder, models)],
-        jobs=[curation_job, dedup_job, embed_job, semantic_job, mixtures_job, recuration_job],
+        jobs=[curation_job, dedup_job, embed_job, semantic_job, mixtures_job, takedown_job, recuration_job],
         schedules=[weekly_recuration],
         sensors=[new_drops_sensor, automation_sensor],
         resources={

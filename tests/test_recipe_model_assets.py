@@ -47,7 +47,14 @@ def test_shipped_models_materialize_with_lineage_from_ref_and_source_and_passing
         asset.key.to_user_string(): {k.to_user_string() for k in graph.get(asset.key).parent_keys} for asset in assets
     }
     assert parents == {
-        "candidates": {"raw_documents", "quality_scores", "exact_duplicates", "near_duplicates", "semantic_duplicates"},
+        "candidates": {
+            "raw_documents",
+            "quality_scores",
+            "exact_duplicates",
+            "near_duplicates",
+            "semantic_duplicates",
+            "takedowns",
+        },
         "cluster_summary": {"candidates"},
     }
     checks = {asset.key.to_user_string(): sorted(spec.name for spec in asset.check_specs) for asset in assets}

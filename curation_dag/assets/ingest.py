@@ -12,9 +12,9 @@ from curation_dag.checks.raw_documents import (
     check_accounting,
     check_expectations,
 )
-from curation_dag.core import drop_files
+from curation_dag.core import drop_files, takedowns
 from curation_dag.core.drops import DropNameError
-from curation_dag.core.ingest import REASONS, NothingReadable, ingest_drop
+from curation_dag.core.ingest import REASONS, IngestReport, NothingReadable, ingest_drop
 from curation_dag.core.recipe_files import RecipeError
 from curation_dag.partitions import drops_partitions
 from curation_dag.resources import DropsResource, StorageResource
@@ -53,9 +53,10 @@ def raw_documents(
             description=str(error), metadata={"quarantine": dg.MetadataValue.path(str(quarantine))}
         ) from None
     drop_files.save(files, record)
+    report = _without_taken_down(report, storage, documents, quarantine)
 
     by_reason = [
-        {"reason": reason, "rows": count, "meaning": REASONS[reason]}
+        {"reason": reason, "rows": count, "meaning": {**REASONS, **takedowns.MEANING}[reason]}
         for reason, count in report.quarantined_by_reason.most_common()
     ]
     return dg.MaterializeResult(
@@ -79,6 +80,15 @@ def raw_documents(
             check_expectations("raw_documents", documents),
         ],
     )
+
+
+def _without_taken_down(report: IngestReport, storage: StorageResource, documents: Path, quarantine: Path):
+    """Documents taken down earlier stay out when their drop is ingested again (core/takedowns.py)."""
+    log = storage.takedown_log()
+    purged = takedowns.purge_documents(documents, quarantine, log.removed(), f"taken down earlier, see {log.path}")
+    report.accepted -= purged
+    report.quarantined_by_reason.update({takedowns.REASON: purged} if purged else {})
+    return report
 
 
 def _preview(documents: Path) -> str:

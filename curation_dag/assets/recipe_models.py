@@ -36,7 +36,8 @@ def model_assets(folder: str) -> list[dg.AssetsDefinition]:
 def _model_asset(model: RecipeModel) -> dg.AssetsDefinition:
     @dg.asset(
         name=model.name,
-        deps=[dg.AssetKey(name) for name in (*model.refs, *model.sources)],
+        # A model reading pipeline sources reads them as the takedowns leave them.
+        deps=[dg.AssetKey(name) for name in (*model.refs, *model.sources, *(["takedowns"] if model.sources else []))],
         group_name="recipes",
         kinds={"duckdb", "sql"},
         code_version=model.code_version,

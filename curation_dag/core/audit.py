@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
+from curation_dag.core import takedowns
 from curation_dag.core.dedup_store import Ledger
 from curation_dag.core.quality import RULE_SETS, RULES
 
@@ -66,6 +67,8 @@ def provenance(storage_root: str | Path, doc_id: str) -> dict:
     source, drop_id = doc_id.split("/")[:2] if doc_id.count("/") >= 2 else ("", "")
     path = Path(storage_root) / "raw_documents" / source / drop_id / "documents.parquet"
     row = _row([path], doc_id) if source and path.is_file() else None
+    if row is None and (taken := takedowns.log_of(storage_root).entry_for(doc_id)):
+        row = taken["document"]  # its text is purged; the log keeps where it came from
     if row is None:
         raise AuditError(f"no document {doc_id!r}: ids look like <source>/<drop_id>/<shard>#<row> (see raw_documents)")
     return {key: row[key] for key in PROVENANCE}
@@ -77,6 +80,8 @@ def explain(storage_root: str | Path, doc_id: str, mixture: Path | None = None) 
     those recorded when it was built; without, the pipeline's current ledgers."""
     root = Path(storage_root)
     facts: dict = {"doc_id": doc_id, "provenance": provenance(root, doc_id)}
+    if taken := takedowns.log_of(root).entry_for(doc_id):
+        facts["taken_down"] = {key: taken[key] for key in ("takedown", "requested_at", "requested_by", "reason")}
     if mixture is not None:
         candidate = _row([mixture / "candidates.parquet"], doc_id)
         if candidate is None:
@@ -105,11 +110,21 @@ _DECISION_COLUMNS = {
 
 
 def _current_facts(root: Path, doc_id: str) -> dict:
-    """The pipeline's current view of a document, as the `candidates` model joins it."""
-    scores = _row(Ledger(root / "quality_scores").decision_files(), doc_id) or {}
-    exact = _row(Ledger(root / "exact_duplicates").decision_files(), doc_id) or {}
-    near = _row(Ledger(root / "near_duplicates").decision_files(), doc_id) or {}
-    semantic = _row(Ledger(root / "semantic_duplicates").decision_files(), doc_id) or {}
+    """The pipeline's current view of a document, as the `candidates` model joins it: after the
+    takedowns, or, for a document taken down, as the ledgers recorded it."""
+    current = takedowns.log_of(root).entry_for(doc_id) is None
+
+    def stage(asset: str) -> dict:
+        files = [str(p) for p in Ledger(root / asset).decision_files()]
+        table = takedowns.view(root, asset, files) if current and files else files
+        if isinstance(table, pl.DataFrame):
+            found = table.filter(pl.col("doc_id") == doc_id)
+            return found.row(0, named=True) if found.height else {}
+        return _row(table, doc_id) or {}
+
+    scores, exact, near, semantic = (
+        stage(asset) for asset in ("quality_scores", "exact_duplicates", "near_duplicates", "semantic_duplicates")
+    )
     return {
         **scores,
         "exact_duplicate_of": exact.get("duplicate_of"),
@@ -175,10 +190,14 @@ def audit(mixture: Path) -> dict:
             ),
         )
     )
+    removed = takedowns.log_of(mixture.parents[2]).removed()
+    taken = manifest.filter(removed.mask(pl.col("doc_id")))["doc_id"].sort().to_list()
     return {
         "mixture": mixture.parent.name,
         "materialization": mixture.name,
         "manifest_sha256": run.get("manifest_sha256") or summary.get("manifest_sha256"),
+        # Documents of the manifest taken down since: their texts are purged from its documents file.
+        "taken_down": [{"doc_id": doc_id, "takedown": removed.doc_ids[doc_id]} for doc_id in taken],
         "run_id": run.get("run_id"),
         "materialized_at": run.get("materialized_at"),
         "spec_file": run.get("spec_file"),
@@ -215,8 +234,11 @@ def diff(before: Path, after: Path) -> dict:
     verdicts = pl.read_parquet(after / "decisions.parquet").select("doc_id", "stage", "reason")
     added = new.join(old, on="doc_id", how="anti")
     removed = old.join(new, on="doc_id", how="anti").join(verdicts, on="doc_id", how="left")
+    taken_down = takedowns.log_of(after.parents[2]).removed()
     removed = removed.with_columns(
-        why=pl.when(pl.col("stage").is_null())
+        why=pl.when(taken_down.mask(pl.col("doc_id")))
+        .then(pl.lit("taken down"))
+        .when(pl.col("stage").is_null())
         .then(pl.lit("no longer a candidate"))
         .otherwise(pl.concat_str("stage", pl.lit(": "), pl.col("reason").str.replace(r" of .*| \(.*|: .*", "")))
     )

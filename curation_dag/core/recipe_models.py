@@ -23,14 +23,16 @@ from typing import Any
 
 import duckdb
 import jinja2
+import polars as pl
 from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from pydantic import BaseModel, ConfigDict, Field
 
+from curation_dag.core import takedowns
 from curation_dag.core.atomic import atomic_path, checked_parquet
 from curation_dag.core.dedup_store import Ledger
 from curation_dag.core.recipe_files import RecipeError, build, line_of, read_yaml
-from curation_dag.core.sql_sandbox import identifier, literal, one_select, sandboxed
+from curation_dag.core.sql_sandbox import Table, identifier, literal, one_select, sandboxed
 
 # What source() may read: per-drop assets by their file in each `<source>/<drop_id>/` folder, and
 # the incremental assets (None) by the decision files their ledger has committed.
@@ -99,7 +101,7 @@ class CheckQuery:
 
     name: str
     sql: str
-    tables: dict[str, str | list[str]]
+    tables: dict[str, Table]
 
 
 class _ColumnSchema(BaseModel):
@@ -132,9 +134,10 @@ def model_output(storage_root: str | Path, name: str) -> Path:
     return Path(storage_root) / OUTPUT_FOLDER / f"{name}.parquet"
 
 
-def source_files(storage_root: str | Path, asset: str) -> list[str]:
+def source_files(storage_root: str | Path, asset: str) -> list[str] | pl.DataFrame:
     """The Parquet files of a pipeline source: committed decision files only for the incremental
-    assets (an uncommitted leftover of a crashed absorb is never read), every drop's file otherwise."""
+    assets (an uncommitted leftover of a crashed absorb is never read), every drop's file otherwise.
+    Once documents were taken down, the source's rows as they now stand instead (core/takedowns.py)."""
     if asset not in PIPELINE_SOURCES:
         raise RecipeError(f"source('{asset}'): not a pipeline source; sources are {', '.join(PIPELINE_SOURCES)}")
     folder = Path(storage_root) / asset
@@ -146,7 +149,7 @@ def source_files(storage_root: str | Path, asset: str) -> list[str]:
         files = sorted(str(checked_parquet(path, recovery)) for path in folder.glob(f"*/*/{file_name}"))
     if not files:
         raise SourceNotReady(f"source('{asset}') has no data yet: materialize {asset} first")
-    return files
+    return takedowns.view(storage_root, asset, files)
 
 
 def load_models(folder: str | Path) -> dict[str, RecipeModel]:
@@ -242,7 +245,7 @@ def check_queries(model: RecipeModel, storage_root: str | Path) -> list[CheckQue
     the target's files (`referenced`); a query returns the violating rows."""
     queries = []
     for test in model.tests:
-        tables: dict[str, str | list[str]] = {"tested": str(model_output(storage_root, model.name))}
+        tables: dict[str, Table] = {"tested": str(model_output(storage_root, model.name))}
         if test.target:
             kind, name = test.target
             tables["referenced"] = (
@@ -252,8 +255,8 @@ def check_queries(model: RecipeModel, storage_root: str | Path) -> list[CheckQue
     return queries
 
 
-def _input_tables(model: RecipeModel, storage_root: str | Path) -> dict[str, str | list[str]]:
-    tables: dict[str, str | list[str]] = {name: source_files(storage_root, name) for name in model.sources}
+def _input_tables(model: RecipeModel, storage_root: str | Path) -> dict[str, Table]:
+    tables: dict[str, Table] = {name: source_files(storage_root, name) for name in model.sources}
     tables.update({name: _ref_file(storage_root, name) for name in model.refs})
     return tables
 

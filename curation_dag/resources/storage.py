@@ -8,6 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 from curation_dag.core.atomic import DamagedFile, checked_parquet
+from curation_dag.core.takedowns import TakedownLog, log_of
 
 
 class StorageResource(dg.ConfigurableResource):
@@ -22,6 +23,10 @@ class StorageResource(dg.ConfigurableResource):
     def drop_files_record(self, partition_key: str) -> Path:
         """The files of a drop as they were ingested, with their digests (core/drop_files.py)."""
         return self.asset_dir("raw_documents", partition_key) / "files.json"
+
+    def takedown_log(self) -> TakedownLog:
+        """The append-only log of takedowns, `<root>/takedowns/log.jsonl`."""
+        return log_of(self.root)
 
     def upstream_file(self, asset: str, partition_key: str, name: str) -> Path:
         """An upstream output file, or a failure saying which asset to materialize for which drop."""

@@ -1,0 +1,69 @@
+"""Takedowns: documents removed on request, purged from the stored texts and kept out of every mixture."""
+
+import dagster as dg
+from pydantic import Field
+
+from curation_dag.assets.recipe_models import DUCKDB_POOL
+from curation_dag.core import takedowns as core
+from curation_dag.resources import StorageResource
+
+
+class TakedownRequest(dg.Config):
+    """What to take down (any mix of the three), why and for whom."""
+
+    doc_ids: list[str] = Field(default_factory=list, description="Documents, as <source>/<drop_id>/<shard>#<row>.")
+    content_hashes: list[str] = Field(
+        default_factory=list, description="Texts (SHA-256 of the stored text): every copy, now and in later drops."
+    )
+    drops: list[str] = Field(default_factory=list, description="Whole drops, as <source>/<drop_id>.")
+    reason: str = Field("", description="Why, for the log: a licence, a privacy request, a corrected drop.")
+    requested_by: str = Field("", description="Who asked, for the log.")
+
+
+# In the recipes' pool: a purge never runs beside a model or mixture build that reads the same files.
+@dg.asset(group_name="takedowns", kinds={"json"}, code_version="1", pool=DUCKDB_POOL)
+def takedowns(
+    context: dg.AssetExecutionContext, config: TakedownRequest, storage: StorageResource
+) -> dg.MaterializeResult:
+    """The append-only takedown log: each materialization records one request, purges the documents'
+    texts from raw_documents and every mixture materialization; the recipe models and mixtures rebuild."""
+    log = storage.takedown_log()
+    if not (config.doc_ids or config.content_hashes or config.drops):  # e.g. "materialize all" in the UI
+        context.log.info("no takedown requested: the log is unchanged")
+        return dg.MaterializeResult(
+            metadata={"takedowns_so_far": len(log.entries())}, data_version=dg.DataVersion(log.digest())
+        )
+    if not (config.reason.strip() and config.requested_by.strip()):
+        raise dg.Failure(description="a takedown needs a reason and who requested it (reason, requested_by)")
+    raw = storage.asset_dir("raw_documents")
+    try:
+        selected = core.select(
+            sorted(raw.glob("*/*/documents.parquet")), config.doc_ids, config.content_hashes, config.drops
+        )
+    except core.TakedownError as error:
+        raise dg.Failure(description=str(error)) from None
+    asked = {"doc_ids": config.doc_ids, "content_hashes": config.content_hashes, "drops": config.drops}
+    entry = log.append(config.requested_by, config.reason, asked, selected)
+    removed, detail = log.removed(), f"takedown {entry['takedown']} by {config.requested_by}: {config.reason}"
+    purged = {}
+    for drop in sorted(set(selected["source"] + "/" + selected["drop_id"])):
+        folder = raw / drop
+        purged[str(folder / "documents.parquet")] = core.purge_documents(
+            folder / "documents.parquet", folder / "quarantine.parquet", removed, detail
+        )
+    for path in sorted(storage.asset_dir("mixtures").glob("*/*/documents.*")):
+        if count := core.purge_file(path, removed):
+            purged[str(path)] = count
+    context.log.info(f"{detail}: {selected.height} documents taken down, texts purged from {len(purged)} files")
+    return dg.MaterializeResult(
+        metadata={
+            "takedown": entry["takedown"],
+            "documents": selected.height,
+            "requested_by": config.requested_by,
+            "reason": config.reason,
+            "purged_files": dg.MetadataValue.json(purged),
+            "log": dg.MetadataValue.path(str(log.path)),
+            "takedowns_so_far": len(log.entries()),
+        },
+        data_version=dg.DataVersion(log.digest()),
+    )
