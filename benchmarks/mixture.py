@@ -87,7 +87,7 @@ def write_recipes(data: Path, recipes: Path, drops_root: Path) -> list[str]:
     for corpus in corpora:
         drop = drops_root / corpus / DROP_ID
         drop.mkdir(parents=True)
-        (drop / "docs.jsonl.gz").symlink_to(data / corpus / "docs.jsonl.gz")
+        shutil.copyfile(data / corpus / "docs.jsonl.gz", drop / "docs.jsonl.gz")  # links leaving a drop are refused
         (drop / COMPLETE_MARKER).touch()
     return corpora
 

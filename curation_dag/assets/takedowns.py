@@ -25,8 +25,7 @@ class TakedownRequest(dg.Config):
 def takedowns(
     context: dg.AssetExecutionContext, config: TakedownRequest, storage: StorageResource
 ) -> dg.MaterializeResult:
-    """The append-only takedown log: each materialization records one request, purges the documents'
-    texts from raw_documents and every mixture materialization; the recipe models and mixtures rebuild."""
+    """The append-only takedown log: one request per materialization, its texts purged from every output."""
     log = storage.takedown_log()
     if not (config.doc_ids or config.content_hashes or config.drops):  # e.g. "materialize all" in the UI
         context.log.info("no takedown requested: the log is unchanged")

@@ -59,11 +59,13 @@ def find_complete_drops(drops_root: Path, sources: set[str]) -> tuple[list[Drop]
     Drop ids that sort in arrival order (dates, zero-padded numbers) make that order the arrival
     order, independent of file times, which a copy or a clone does not keep.
 
-    Returns the drops and one message per folder that was passed over because its name is invalid.
+    Returns the drops and one message per folder that was passed over because its name is invalid
+    or because it links outside the drops root.
     Folders of undeclared sources and drops without the marker are not drops yet, so they are skipped.
     """
     drops: list[Drop] = []
     refused: list[str] = []
+    root = Path(drops_root).resolve()
     for source in sorted(sources):
         source_dir = Path(drops_root) / source
         if not source_dir.is_dir():
@@ -75,6 +77,11 @@ def find_complete_drops(drops_root: Path, sources: set[str]) -> tuple[list[Drop]
                 validate_name(drop_dir.name, "drop")
             except DropNameError as error:
                 refused.append(f"{drop_dir}: {error}")
+                continue
+            if not drop_dir.resolve().is_relative_to(root):
+                refused.append(
+                    f"{drop_dir}: links outside the drops root ({drop_dir.resolve()}); copy the drop in instead"
+                )
                 continue
             drops.append(Drop(source, drop_dir.name, drop_dir))
     drops.sort(key=lambda drop: (drop.drop_id, drop.source))

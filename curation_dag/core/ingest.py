@@ -65,6 +65,8 @@ REASONS = {
     "unreadable_file": "the shard cannot be opened or decompressed",
     "missing_text_column": "a Parquet shard without the text column",
     "unknown_file_type": "a file that is not a shard of the source's format",
+    "decompressed_too_large": "a shard that decodes to over 100 times its size, or a line over 8x max_text_bytes",
+    "outside_drop": "a shard that links outside the drop folder; it is never opened",
 }
 
 
@@ -134,18 +136,35 @@ class _DropIngest:
     def __init__(self, drop: Drop, spec: SourceSpec, block_bytes: int):
         self.drop, self.spec, self.block_bytes = drop, spec, block_bytes
         self.first_use: dict[str, tuple[str, int]] = {}  # id -> (shard, row) where it was accepted
+        self.outside: list[Path] = []
         self.report = IngestReport()
 
     def shards(self) -> list[Path]:
-        matched = sorted(p for p in self.drop.path.glob(self.spec.path_pattern) if p.is_file())
+        """The shard files of the drop, in order; links that resolve outside it are in `self.outside`."""
+        root = self.drop.path.resolve()
+        matched = sorted(p for p in self.drop.path.glob(self.spec.path_pattern) if p.is_file() or p.is_symlink())
         skipped = {COMPLETE_MARKER}
-        shards = [p for p in matched if p.name not in skipped and not p.name.startswith(".")]
+        candidates = [p for p in matched if p.name not in skipped and not p.name.startswith(".")]
+        self.outside = [p for p in candidates if not p.resolve().is_relative_to(root)]
+        shards = [p for p in candidates if p not in self.outside]
         everything = {p for p in self.drop.path.rglob("*") if p.is_file() and p.name not in skipped}
-        self.report.ignored_files = sorted(str(p.relative_to(self.drop.path)) for p in everything - set(shards))
+        ignored = everything - set(shards) - set(self.outside)
+        self.report.ignored_files = sorted(str(p.relative_to(self.drop.path)) for p in ignored)
         return shards
 
     def batches(self) -> Iterator[tuple[str, RawBatch]]:
-        for path in self.shards():
+        shards = self.shards()
+        for path in self.outside:  # never opened: a link to /etc/passwd must not reach an excerpt
+            detail = f"the file links outside the drop folder ({path.resolve()}); shards must be files inside the drop"
+            yield (
+                path.relative_to(self.drop.path).as_posix(),
+                RawBatch(
+                    pl.DataFrame(schema={"row": pl.Int64, "id": pl.String, "text": pl.String, "metadata": pl.String}),
+                    [Quarantined(None, "outside_drop", detail, "")],
+                    1,
+                ),
+            )
+        for path in shards:
             self.report.shards += 1
             self.report.input_bytes += path.stat().st_size
             shard = path.relative_to(self.drop.path).as_posix()

@@ -29,6 +29,28 @@ READ_CHUNK_BYTES = 1 << 20
 # Decompressed JSONL is parsed this many bytes at a time: the memory bound of ingest, whatever the shard size.
 BLOCK_BYTES = 16 << 20
 PARQUET_BATCH_ROWS = 8192
+# Decompression bombs: a shard may decode to at most MAX_RATIO times its size once past the grace
+# amount (Apache POI's ZipSecureFile refuses inflate ratios over 100 the same way); text compresses
+# about 3-10x. zstd is fed this much input per call, which bounds one call's output (~32,000x).
+MAX_RATIO = 100
+RATIO_GRACE_BYTES = 256 << 20
+ZSTD_FEED_BYTES = 2 << 10
+# Deeper lines are quarantined before parsing: serde_json's default recursion limit. Deep nesting makes
+# polars' schema inference roughly cubic (1,000 levels: 50 s) and json.loads recursive.
+MAX_NESTING = 128
+# One pass of bytes.translate marks brackets (+1 / -1) and line ends (2); the rest of the work is on
+# those few positions only.
+_NESTING_MARKS = bytearray(256)
+_NESTING_MARKS[ord("{")] = _NESTING_MARKS[ord("[")] = 1
+_NESTING_MARKS[ord("}")] = _NESTING_MARKS[ord("]")] = 255
+_NESTING_MARKS[ord("\n")] = 2
+# What the fast path cannot read as json.loads does: an escaped key (polars decodes it, the text-key
+# check above does not see it), a non-integer id, and a lone surrogate escape (polars makes it NUL).
+_ESCAPED_KEY = re.compile(rb'\\u[0-9a-fA-F]{4}[^"\\]{0,64}"\s*:')
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F]"
+)
 
 _DECOMPRESSORS: dict[str, Callable[[], object]] = {
     # ISA-L inflates about 3x faster than zlib on this kind of machine (benchmarks/ingest.py).
@@ -102,8 +124,33 @@ class DamagedStream(Exception):
         self.reason, self.detail, self.tail = reason, detail, tail
 
 
+def _inflate(decompressor, chunk: bytes, zstd: bool) -> Iterator[bytes]:
+    """The output of one input chunk, in pieces of at most READ_CHUNK_BYTES where the codec allows
+    (zlib's max_length); zstd has no output bound per call, so it is fed ZSTD_FEED_BYTES at a time."""
+    if zstd:
+        for start in range(0, len(chunk), ZSTD_FEED_BYTES):
+            if decompressor.eof:  # a frame ended inside the previous slice: the rest starts a new one
+                raise _Leftover(decompressor.unused_data + chunk[start:])
+            yield decompressor.decompress(chunk[start : start + ZSTD_FEED_BYTES])
+        return
+    while chunk:
+        yield decompressor.decompress(chunk, READ_CHUNK_BYTES)
+        chunk = decompressor.unconsumed_tail
+
+
+class _Leftover(Exception):
+    """Input after the end of a zstd frame: the next frame's."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+
 def _decompressed_chunks(path: Path) -> Iterator[bytes]:
+    """The decoded bytes of a shard; a bomb (decoded over MAX_RATIO times the file, past the first
+    RATIO_GRACE_BYTES) is stopped as `decompressed_too_large` before it can fill memory."""
     make = _DECOMPRESSORS.get(path.suffix.lower())
+    limit = max(MAX_RATIO * path.stat().st_size, RATIO_GRACE_BYTES)
+    decoded = 0
     with open(path, "rb") as handle:
         if make is None:
             yield from iter(lambda: handle.read(READ_CHUNK_BYTES), b"")
@@ -112,19 +159,33 @@ def _decompressed_chunks(path: Path) -> Iterator[bytes]:
         while chunk := handle.read(READ_CHUNK_BYTES):
             while chunk:
                 try:
-                    yield decompressor.decompress(chunk)
+                    for piece in _inflate(decompressor, chunk, path.suffix.lower() == ".zst"):
+                        decoded += len(piece)
+                        if decoded > limit:
+                            yield piece[: len(piece) - (decoded - limit)]  # the lines before the limit stay
+                            raise DamagedStream(
+                                "decompressed_too_large",
+                                f"decodes to over {limit:,} bytes, {MAX_RATIO} times the file's size: a "
+                                "decompression bomb, or a shard to split",
+                            )
+                        yield piece
+                    chunk = b""
+                except _Leftover as leftover:
+                    chunk = leftover.data
                 except (isal_zlib.error, zstandard.ZstdError) as error:
                     raise DamagedStream("unreadable_file", f"corrupt compressed data: {error}") from None
                 # Concatenated members (gzip) or frames (zstd) are one stream.
-                chunk = decompressor.unused_data if decompressor.eof else b""
-                if chunk:
-                    decompressor = make()
+                if decompressor.eof:
+                    chunk = chunk or decompressor.unused_data
+                    if chunk:
+                        decompressor = make()
         if not decompressor.eof:
             raise DamagedStream("truncated_file", "compressed stream ends before its end marker (truncated file)")
 
 
-def _line_blocks(path: Path, block_bytes: int) -> Iterator[bytes]:
-    """Blocks of whole lines, each ending in a newline; raises DamagedStream after the last good block."""
+def _line_blocks(path: Path, block_bytes: int, max_line_bytes: int) -> Iterator[bytes]:
+    """Blocks of whole lines, each ending in a newline; raises DamagedStream after the last good block,
+    and on a line longer than `max_line_bytes`, which is never held whole."""
     pending: list[bytes] = []
     size = 0
     try:
@@ -137,6 +198,13 @@ def _line_blocks(path: Path, block_bytes: int) -> Iterator[bytes]:
                 if cut:
                     yield data[:cut]
                 pending, size = [data[cut:]], len(data) - cut
+                if size > max_line_bytes:
+                    pending, size = [data[cut : cut + EXCERPT_CHARS * 4]], 0
+                    raise DamagedStream(
+                        "decompressed_too_large",
+                        f"a line longer than {max_line_bytes:,} bytes (8 times max_text_bytes); the rest of the "
+                        "shard is not read",
+                    )
     except DamagedStream as damage:
         data = b"".join(pending)
         cut = data.rfind(b"\n") + 1
@@ -153,10 +221,20 @@ def _fast_parse(block: bytes, spec: SourceSpec, first_row: int, n_lines: int) ->
     """Parse a whole block with polars, or None when any line needs the exact line-by-line path.
 
     polars skips blank lines and turns non-string values into strings, so a block only qualifies
-    when it yields one row per line and no `"<text_field>":` key in it is followed by a non-string.
+    when it yields one row per line and no `"<text_field>":` key in it is followed by a non-string,
+    nor an id key by anything but a string, an integer or null. Both paths keep a repeated key's
+    first value, as polars does.
     """
     key = re.escape(json.dumps(spec.text_field).encode())
     if re.search(key + rb'\s*:\s*[^"\s]', block):
+        return None
+    if b"\\u" in block and (_ESCAPED_KEY.search(block) or _surrogates(block)):
+        return None
+    if spec.id_field:
+        id_key = re.escape(json.dumps(spec.id_field).encode())
+        if re.search(id_key + rb'\s*:(?!\s*(?:"|-?\d+\s*[,}]|null\s*[,}]))', block):
+            return None
+    if block.count(b"[") + block.count(b"{") > MAX_NESTING and _nesting_bounds(block) > MAX_NESTING:
         return None
     try:
         frame = pl.read_ndjson(io.BytesIO(block), infer_schema_length=None)
@@ -166,6 +244,8 @@ def _fast_parse(block: bytes, spec: SourceSpec, first_row: int, n_lines: int) ->
         return None
     text = frame[spec.text_field] if spec.text_field in frame.columns else pl.Series([None] * n_lines)
     if text.dtype not in (pl.String, pl.Null):
+        return None
+    if any(frame[name].dtype.is_nested() for name in spec.metadata_fields if name in frame.columns):
         return None
     ids = pl.Series([None] * n_lines, dtype=pl.String)
     if spec.id_field and spec.id_field in frame.columns:
@@ -182,6 +262,55 @@ def _fast_parse(block: bytes, spec: SourceSpec, first_row: int, n_lines: int) ->
     return records.with_columns(_metadata_json(frame, list(spec.metadata_fields)))
 
 
+def _surrogates(block: bytes) -> bool:
+    """Whether a surrogate escape might be unpaired (an escaped backslash before it may make it text)."""
+    if b"\\ud" not in block and b"\\uD" not in block:
+        return False
+    for match in _SURROGATE.finditer(block):
+        start = before = match.start()
+        while before and block[before - 1] == 92:
+            before -= 1
+        escaped = (start - before) % 2  # an odd run of backslashes before it: text, not an escape
+        if not escaped and _LONE_SURROGATE.match(block, start):  # its lookbehind sees the bytes before
+            return True
+    return False
+
+
+def _nesting_bounds(block: bytes) -> int:
+    """An upper bound of the deepest line's nesting depth (brackets inside strings count too)."""
+    marks = np.frombuffer(block.translate(_NESTING_MARKS), dtype=np.int8)
+    kinds = marks[np.flatnonzero(marks)]
+    line = np.cumsum(kinds == 2)
+    steps = kinds != 2
+    line, level = line[steps], np.cumsum(kinds[steps], dtype=np.int64)
+    if not len(level):
+        return 0
+    firsts = np.flatnonzero(np.diff(line, prepend=-1))  # each line's first bracket
+    base = np.where(firsts > 0, level[firsts - 1], 0)
+    return int((np.maximum.reduceat(level, firsts) - base).max())
+
+
+def _nesting(line: bytes) -> int:
+    """The exact nesting depth of a JSON line, brackets inside strings left out."""
+    depth = deepest = 0
+    inside = escaped = False
+    for byte in line:
+        if inside:
+            escaped, inside = (False, True) if escaped else (byte == 92, byte != 34)
+        elif byte == 34:
+            inside = True
+        elif byte in (123, 91):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (125, 93):
+            depth -= 1
+    return deepest
+
+
+def _first_value_wins(pairs: list[tuple[str, object]]) -> dict:
+    return dict(reversed(pairs))
+
+
 def _slow_parse(block: bytes, spec: SourceSpec, first_row: int) -> RawBatch:
     """Line by line: every line that is not a JSON object with a string text is quarantined with why."""
     rows, ids, texts = [], [], []
@@ -192,9 +321,11 @@ def _slow_parse(block: bytes, spec: SourceSpec, first_row: int) -> RawBatch:
         problem = None
         if not line.strip():
             problem = ("blank_line", "blank line; JSON Lines needs one JSON object per line")
+        elif line.count(b"[") + line.count(b"{") > MAX_NESTING and (depth := _nesting(line)) > MAX_NESTING:
+            problem = ("too_deeply_nested", f"nested {depth} levels deep; at most {MAX_NESTING} are read")
         else:
             try:
-                record = json.loads(line.decode("utf-8"))
+                record = json.loads(line.decode("utf-8"), object_pairs_hook=_first_value_wins)
             except UnicodeDecodeError as error:
                 problem = ("invalid_utf8", f"invalid UTF-8 at byte {error.start} of the line")
             except json.JSONDecodeError as error:
@@ -207,8 +338,9 @@ def _slow_parse(block: bytes, spec: SourceSpec, first_row: int) -> RawBatch:
         rows.append(row)
         ids.append(record.get(spec.id_field) if spec.id_field else None)
         texts.append(record.get(spec.text_field))
-        for name in spec.metadata_fields:
-            metadata[name].append(record.get(name))
+        for name in spec.metadata_fields:  # nested values are kept as their JSON text: nothing is lost
+            value = record.get(name)
+            metadata[name].append(json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value)
     return RawBatch(_records_frame(rows, ids, texts, metadata), quarantined, len(lines))
 
 
@@ -221,13 +353,19 @@ def _record_problem(record: object, spec: SourceSpec) -> tuple[str, str] | None:
     identifier = record.get(spec.id_field) if spec.id_field else None
     if identifier is not None and (isinstance(identifier, bool) or not isinstance(identifier, (str, int))):
         return "invalid_id", f"field {spec.id_field!r} is a {type(identifier).__name__}, not a string or integer"
+    for name in (spec.text_field, spec.id_field, *spec.metadata_fields):
+        value = record.get(name) if name else None
+        try:
+            (value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)).encode("utf-8")
+        except UnicodeEncodeError:
+            return "invalid_utf8", f"field {name!r} holds a lone surrogate (an unpaired \\uD800-\\uDFFF escape)"
     return None
 
 
 def read_jsonl(path: Path, spec: SourceSpec, block_bytes: int = BLOCK_BYTES) -> Iterator[RawBatch]:
     next_row = 1
     try:
-        for block in _line_blocks(path, block_bytes):
+        for block in _line_blocks(path, block_bytes, 8 * spec.max_text_bytes + block_bytes):
             n_lines = int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == ord("\n")))
             records = _fast_parse(block, spec, next_row, n_lines)
             yield RawBatch(records, [], n_lines) if records is not None else _slow_parse(block, spec, next_row)
@@ -240,45 +378,96 @@ def read_jsonl(path: Path, spec: SourceSpec, block_bytes: int = BLOCK_BYTES) -> 
 # ---------------------------------------------------------------- Parquet
 
 
+def _text_problem(kind: pa.DataType | None, spec: SourceSpec, names: set[str]) -> tuple[str, str] | None:
+    if kind is None:
+        return "missing_text_column", f"no column {spec.text_field!r}; columns are {sorted(names)}"
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)):
+        return "non_string_text", f"column {spec.text_field!r} has type {kind}, not string"
+    return None
+
+
+def _id_problem(kind: pa.DataType | None, spec: SourceSpec) -> tuple[str, str] | None:
+    if kind is None or pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind):
+        return None
+    return "invalid_id", f"column {spec.id_field!r} has type {kind}, not string or integer"
+
+
+def _invalid_utf8(column: pa.Array) -> list[int]:
+    """Positions whose bytes are not UTF-8: Parquet readers do not check, polars does."""
+    column = column.dictionary_decode() if pa.types.is_dictionary(column.type) else column
+    try:
+        column.validate(full=True)
+        return []
+    except pa.ArrowInvalid:
+        values = column.cast(pa.large_binary()).to_pylist()
+        bad = []
+        for position, value in enumerate(values):
+            try:
+                value is None or value.decode("utf-8")
+            except UnicodeDecodeError:
+                bad.append(position)
+        return bad
+
+
 def read_parquet(path: Path, spec: SourceSpec, batch_rows: int = PARQUET_BATCH_ROWS) -> Iterator[RawBatch]:
     try:
         shard = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as error:
         yield _whole_file(path, "unreadable_file", f"not a readable Parquet file: {error}")
         return
-    names = set(shard.schema_arrow.names)
-    text_type = shard.schema_arrow.field(spec.text_field).type if spec.text_field in names else None
-    problem = None
-    if text_type is None:
-        problem = ("missing_text_column", f"no column {spec.text_field!r}; columns are {sorted(names)}")
-    elif not (
-        pa.types.is_string(text_type) or pa.types.is_large_string(text_type) or pa.types.is_string_view(text_type)
-    ):
-        problem = ("non_string_text", f"column {spec.text_field!r} has type {text_type}, not string")
+    schema = shard.schema_arrow
+    names = set(schema.names)
+    problem = _text_problem(schema.field(spec.text_field).type if spec.text_field in names else None, spec, names)
+    if problem is None and spec.id_field in names:
+        problem = _id_problem(schema.field(spec.id_field).type, spec)
     wanted = [spec.text_field, spec.id_field, *spec.metadata_fields] if problem is None else sorted(names)
     columns = list(dict.fromkeys(c for c in wanted if c and c in names))
     next_row = 1
-    for batch in shard.iter_batches(batch_size=batch_rows, columns=columns):
-        frame = pl.from_arrow(batch)
-        rows = range(next_row, next_row + frame.height)
-        next_row += frame.height
+    batches = shard.iter_batches(batch_size=batch_rows, columns=columns)
+    while True:
+        try:
+            batch = next(batches, None)
+        except (pa.ArrowException, OSError) as error:  # a corrupt page: the rows from here on cannot be read
+            rows = range(next_row, shard.metadata.num_rows + 1)
+            detail = f"unreadable from row {next_row} on: {error}"
+            lost = [Quarantined(r, "unreadable_file", detail, "") for r in rows]
+            yield RawBatch(_records_frame([], [], [], {}), lost, len(rows))
+            return
+        if batch is None:
+            return
+        rows = range(next_row, next_row + batch.num_rows)
+        next_row += batch.num_rows
         if problem:
-            samples = (json.dumps(r, default=str)[: EXCERPT_CHARS * 4] for r in frame.iter_rows(named=True))
+            samples = (json.dumps(r, default=str)[: EXCERPT_CHARS * 4] for r in batch.to_pylist())
             yield RawBatch(
                 _records_frame([], [], [], {}),
                 [Quarantined(r, *problem, excerpt(s)) for r, s in zip(rows, samples, strict=True)],
-                frame.height,
+                batch.num_rows,
             )
             continue
+        bad = set(_invalid_utf8(batch.column(spec.text_field)))
+        detail = f"column {spec.text_field!r} holds bytes that are not UTF-8"
+        quarantined = [Quarantined(rows[i], "invalid_utf8", detail, "") for i in sorted(bad)]
+        if bad:
+            keep = [i not in bad for i in range(batch.num_rows)]
+            batch = batch.filter(pa.array(keep))
+            rows = [r for r, k in zip(rows, keep, strict=True) if k]
+        frame = pl.from_arrow(batch)
         ids = frame[spec.id_field] if spec.id_field in frame.columns else pl.Series([None] * frame.height)
         records = pl.DataFrame(
             {
-                "row": pl.Series(rows, dtype=pl.Int64),
+                "row": pl.Series(list(rows), dtype=pl.Int64),
                 "id": ids.cast(pl.String, strict=False),
                 "text": frame[spec.text_field].cast(pl.String),
             }
         )
-        yield RawBatch(records.with_columns(_metadata_json(frame, list(spec.metadata_fields))), [], frame.height)
+        yield RawBatch(
+            records.with_columns(_metadata_json(frame, list(spec.metadata_fields))),
+            quarantined,
+            batch.num_rows + len(quarantined),
+        )
 
 
 def _whole_file(path: Path, reason: str, detail: str) -> RawBatch:

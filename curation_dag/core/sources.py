@@ -31,6 +31,16 @@ class SourceSpec(BaseModel):
     metadata_fields: tuple[str, ...] = Field((), description="Fields kept, as JSON, in `metadata`.")
     max_text_bytes: int = Field(DEFAULT_MAX_TEXT_BYTES, gt=0, description="Larger documents are quarantined.")
 
+    @field_validator("path_pattern")
+    @classmethod
+    def _inside_the_drop(cls, pattern: str) -> str:
+        if pattern.startswith(("/", "\\")) or ".." in pattern.replace("\\", "/").split("/"):
+            raise ValueError(
+                f"path_pattern {pattern!r} would read outside the drop folder: use a glob relative to it, "
+                "without '..' or a leading '/' (e.g. '*.jsonl.gz' or 'shards/*.parquet')"
+            )
+        return pattern
+
     @field_validator("name")
     @classmethod
     def _safe_name(cls, name: str) -> str:

@@ -34,6 +34,10 @@ class DropsResource(dg.ConfigurableResource):
                 f"drop {partition_key}: source {drop.source!r} is not declared in {self.recipes.folder}/sources.yml; "
                 f"declared: {sorted(sources)}"
             )
+        if not drop.path.resolve().is_relative_to(Path(self.drops_root).resolve()):
+            raise ValueError(
+                f"drop {partition_key}: {drop.path} links outside the drops root; copy the drop in instead"
+            )
         if not (drop.path / COMPLETE_MARKER).is_file():
             raise ValueError(
                 f"drop {partition_key}: {drop.path} has no {COMPLETE_MARKER} marker (missing or incomplete)"

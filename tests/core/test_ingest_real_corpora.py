@@ -3,6 +3,7 @@
 import gzip
 import hashlib
 import json
+import shutil
 
 import polars as pl
 import pytest
@@ -16,7 +17,7 @@ from curation_dag.core.sources import SourceSpec
 def test_real_corpus_is_ingested_whole(shared_data, tmp_path, corpus):
     drop = tmp_path / "drops" / corpus / "d1"
     drop.mkdir(parents=True)
-    (drop / "docs.jsonl.gz").symlink_to(shared_data / corpus / "docs.jsonl.gz")
+    shutil.copyfile(shared_data / corpus / "docs.jsonl.gz", drop / "docs.jsonl.gz")  # a link would leave the drop
     spec = SourceSpec(name=corpus, id_field="id", metadata_fields=("source",))
 
     report = ingest_drop(Drop(corpus, "d1", drop), spec, tmp_path / "d.parquet", tmp_path / "q.parquet")

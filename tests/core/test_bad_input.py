@@ -1,0 +1,172 @@
+"""Hostile input (issue 14's probe): every case is quarantined with a reason naming the shard and row,
+in bounded memory, and every input row is accounted for."""
+
+import json
+import os
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from curation_dag.core.drops import find_complete_drops
+from curation_dag.core.ingest import NothingReadable
+from curation_dag.core.sources import SourceSpec
+from tests.conftest import mark_complete, write_jsonl
+from tests.core.test_ingest import run
+
+
+def reasons(quarantine) -> dict:
+    return {(r["shard"], r["row"]): r["reason"] for r in quarantine.iter_rows(named=True)}
+
+
+def accounted(report, documents, quarantine) -> None:
+    assert report.input_rows == report.accepted + report.quarantined == documents.height + quarantine.height
+
+
+def test_links_leaving_the_drop_are_quarantined_unread(tmp_path):
+    secret = tmp_path / "secret.jsonl"
+    secret.write_text('{"id": "s", "text": "TOP SECRET"}\n')
+    drop = mark_complete(tmp_path / "drops" / "crafted" / "d1")
+    write_jsonl(drop / "a.jsonl", [{"id": "1", "text": "kept"}])
+    os.symlink(secret, drop / "b.jsonl")
+    os.symlink("/etc/passwd", drop / "c.jsonl")
+    report, documents, quarantine = run(drop)
+    assert documents["text"].to_list() == ["kept"]
+    assert reasons(quarantine) == {("b.jsonl", None): "outside_drop", ("c.jsonl", None): "outside_drop"}
+    assert set(quarantine["excerpt"]) == {""} and "root:" not in quarantine.write_csv()
+    accounted(report, documents, quarantine)
+
+
+def test_patterns_and_drop_folders_that_leave_the_root_are_refused(tmp_path):
+    for pattern in ("../*", "/etc/*", "shards/../../x/*"):
+        with pytest.raises(ValueError, match="would read outside the drop folder"):
+            SourceSpec(name="web", path_pattern=pattern)
+    elsewhere = mark_complete(tmp_path / "elsewhere" / "d1")
+    (tmp_path / "drops" / "web").mkdir(parents=True)
+    os.symlink(elsewhere, tmp_path / "drops" / "web" / "d1")
+    drops, refused = find_complete_drops(tmp_path / "drops", {"web"})
+    assert drops == [] and "links outside the drops root" in refused[0]
+
+
+def unchecked_strings(values: list[bytes]) -> pa.Array:
+    """A string array whose bytes are not checked, as a careless Parquet writer leaves them."""
+    offsets = [0]
+    for value in values:
+        offsets.append(offsets[-1] + len(value))
+    buffers = [None, pa.py_buffer(pa.array(offsets, pa.int32()).buffers()[1]), pa.py_buffer(b"".join(values))]
+    return pa.Array.from_buffers(pa.string(), len(values), buffers)
+
+
+def test_invalid_utf8_in_a_parquet_text_column_is_quarantined_per_row(tmp_path):
+    drop = mark_complete(tmp_path / "drops" / "crafted" / "d1")
+    text = unchecked_strings([b"good one", b"bad \xff\xfe", b"good two"])
+    pq.write_table(pa.table({"id": ["a", "b", "c"], "text": text}), drop / "x.parquet")
+    report, documents, quarantine = run(drop)
+    assert documents["text"].to_list() == ["good one", "good two"]
+    assert reasons(quarantine) == {("x.parquet", 2): "invalid_utf8"}
+    accounted(report, documents, quarantine)
+
+
+def test_odd_parquet_columns_are_read_or_quarantined_row_by_row(tmp_path):
+    drop = mark_complete(tmp_path / "drops" / "crafted" / "d1")
+    categorical = pa.array(["one", "two", "one"]).dictionary_encode()
+    pq.write_table(pa.table({"id": ["a", "b", "c"], "text": categorical}), drop / "dictionary.parquet")
+    pq.write_table(pa.table({"id": ["d"], "text": pa.array(["large"], pa.large_string())}), drop / "large.parquet")
+    pq.write_table(pa.table({"id": [["x"], ["y"]], "text": ["listed", "ids"]}), drop / "listed.parquet")
+    report, documents, quarantine = run(drop)
+    assert sorted(documents["text"]) == ["large", "one", "one", "two"]
+    assert reasons(quarantine) == {("listed.parquet", 1): "invalid_id", ("listed.parquet", 2): "invalid_id"}
+    assert "list<" in quarantine["detail"][0]
+    accounted(report, documents, quarantine)
+
+
+def test_a_lone_surrogate_is_quarantined_not_fatal(tmp_path):
+    drop = mark_complete(tmp_path / "drops" / "crafted" / "d1")
+    write_jsonl(drop / "a.jsonl", [{"id": "1", "text": "fine"}, b'{"id": "2", "text": "half \\ud800 a pair"}'])
+    report, documents, quarantine = run(drop)
+    assert documents["text"].to_list() == ["fine"] and reasons(quarantine) == {("a.jsonl", 2): "invalid_utf8"}
+    assert "surrogate" in quarantine["detail"][0]
+    accounted(report, documents, quarantine)
+
+
+def test_deep_nesting_is_quarantined_before_parsing(tmp_path):
+    drop = mark_complete(tmp_path / "drops" / "crafted" / "d1")
+    deep = [b'{"id": "%d", "text": "deep", "x": ' % n + b"[" * n + b"]" * n + b"}" for n in (1_000, 100_000)]
+    brackets_in_text = {"id": "t", "text": "[" * 500 + " brackets inside a string are text"}
+    write_jsonl(drop / "a.jsonl", [{"id": "ok", "text": "fine"}, *deep, brackets_in_text])
+    report, documents, quarantine = run(drop)
+    assert sorted(documents["source_id"]) == ["ok", "t"]
+    assert reasons(quarantine) == {("a.jsonl", 2): "too_deeply_nested", ("a.jsonl", 3): "too_deeply_nested"}
+    assert "nested 1001 levels deep" in quarantine["detail"][0]
+    accounted(report, documents, quarantine)
+
+
+TRICKY = {
+    "repeated text key": b'{"id": "r", "text": "first", "text": "second"}',
+    "escaped text key": b'{"id": "e", "te\\u0078t": 12345}',
+    "escaped string key": b'{"id": "s", "te\\u0078t": "decoded key"}',
+    "float id": b'{"id": 1.5, "text": "float id"}',
+    "bool id": b'{"id": true, "text": "bool id"}',
+    "negative id": b'{"id": -3, "text": "negative id"}',
+    "lone surrogate": b'{"id": "l", "text": "half \\ud800"}',
+    "surrogate pair": b'{"id": "p", "text": "emoji \\ud83d\\ude00"}',
+    "nested metadata": b'{"id": "m", "text": "meta", "lang": {"a": [1, {"b": null}]}}',
+}
+
+
+@pytest.mark.parametrize("case", sorted(TRICKY))
+def test_the_fast_and_the_line_by_line_path_give_one_verdict(tmp_path, case):
+    good = [json.dumps({"id": f"g{i}", "text": f"good {i}", "lang": "en"}).encode() for i in range(3)]
+    verdicts = []
+    for name, lines in (
+        ("alone", [TRICKY[case]]),
+        ("fast", [*good, TRICKY[case]]),
+        ("slow", [*good, TRICKY[case], b"{"]),
+    ):
+        drop = mark_complete(tmp_path / name / "drops" / "crafted" / "d1")
+        write_jsonl(drop / "a.jsonl", lines)
+        try:
+            report, documents, quarantine = run(drop)
+        except NothingReadable:
+            verdicts.append("nothing readable")
+            continue
+        accounted(report, documents, quarantine)
+        tricky = len(lines) if name != "slow" else len(lines) - 1
+        accepted = documents.filter(pl.col("row") == tricky).select("source_id", "text", "metadata").rows()
+        verdicts.append((accepted, reasons(quarantine).get(("a.jsonl", tricky))))
+    if verdicts[0] == "nothing readable":
+        assert verdicts[1][0] == verdicts[2][0] == [] and verdicts[1][1] == verdicts[2][1] is not None
+    else:
+        assert verdicts[0] == verdicts[1] == verdicts[2]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl.gz", ".jsonl.zst"])
+def test_a_decompression_bomb_is_quarantined_and_the_lines_before_it_kept(tmp_path, suffix, monkeypatch):
+    monkeypatch.setattr("curation_dag.core.shards.RATIO_GRACE_BYTES", 1 << 20)
+    drop = mark_complete(tmp_path / "drops" / "crafted" / "d1")
+    head = b'{"id": "1", "text": "before the bomb"}\n'
+    zeros = b"\0" * (64 << 20)  # 64 MiB that compress to a few KB: far over 100x
+    if suffix == ".jsonl.gz":
+        import gzip
+
+        blob = gzip.compress(head + zeros, compresslevel=1)
+    else:
+        import zstandard
+
+        blob = zstandard.ZstdCompressor().compress(head + zeros)
+    (drop / f"bomb{suffix}").write_bytes(blob)
+    write_jsonl(drop / "ok.jsonl", [{"id": "2", "text": "another shard"}])
+    report, documents, quarantine = run(drop)
+    assert sorted(documents["source_id"]) == ["1", "2"]
+    assert reasons(quarantine) == {(f"bomb{suffix}", 2): "decompressed_too_large"}
+    accounted(report, documents, quarantine)
+
+
+def test_an_endless_line_is_cut_short(tmp_path):
+    drop = mark_complete(tmp_path / "drops" / "crafted" / "d1")
+    (drop / "a.jsonl").write_bytes(b'{"id": "1", "text": "fine"}\n{"id": "2", "text": "' + b"a" * (12 << 20))
+    report, documents, quarantine = run(drop, block_bytes=1 << 20)  # max_text_bytes 1000: lines over ~1 MB stop
+    assert documents["source_id"].to_list() == ["1"]
+    assert reasons(quarantine) == {("a.jsonl", 2): "decompressed_too_large"}
+    accounted(report, documents, quarantine)
