@@ -28,8 +28,10 @@ def demo() -> None:
     os.environ.setdefault("DAGSTER_HOME", str(Path(".curation/dagster_home").resolve()))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     from curation_dag.definitions import defs
+    from curation_dag.run_recovery import recover_dead_runs
 
     instance = dg.DagsterInstance.get()
+    recover_dead_runs(instance)  # a demo killed midway left its pool slots claimed
     sensor = defs.resolve_sensor_def("new_drops")
     with dg.build_sensor_context(instance=instance, resources=defs.resources) as context:
         tick = sensor(context)

@@ -19,6 +19,7 @@ from curation_dag.assets.recipe_models import model_assets
 from curation_dag.assets.semantic import semantic_clusters, semantic_duplicates
 from curation_dag.assets.takedowns import takedowns
 from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
+from curation_dag.run_recovery import dead_runs_sensor
 from curation_dag.schedules import recuration_job, weekly_recuration
 from curation_dag.sensors import automation_sensor, new_drops_sensor
 
@@ -80,7 +81,7 @@ def build_definitions(recipes_folder: str, drops_root: str, storage_root: str, e
         assets=[*PIPELINE, *models, *mixture_assets(recipes_folder, models)],
         jobs=[curation_job, dedup_job, embed_job, semantic_job, mixtures_job, takedown_job, recuration_job],
         schedules=[weekly_recuration],
-        sensors=[new_drops_sensor, automation_sensor],
+        sensors=[new_drops_sensor, automation_sensor, dead_runs_sensor],
         resources={
             "storage": StorageResource(root=storage_root),
             "recipes": recipes,

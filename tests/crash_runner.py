@@ -18,6 +18,7 @@ import dagster as dg
 
 from curation_dag.definitions import build_definitions
 from curation_dag.resources import EmbedderResource
+from curation_dag.run_recovery import recover_dead_runs
 
 PER_DROP = ["raw_documents", "minhash_signatures", "quality_signals"]
 STAGES = {
@@ -65,6 +66,7 @@ def main() -> None:
     )
     keys = sorted(f"{drop.parent.name}/{drop.name}" for drop in (work / "drops").glob("*/*"))
     with dg.DagsterInstance.get() as instance:
+        recover_dead_runs(instance)  # as `curate demo` does: a killed earlier run holds its pool slots
         instance.add_dynamic_partitions("drops", [k for k in keys if not instance.has_dynamic_partition("drops", k)])
         for selection in STAGES[args.stage]:
             partitions = keys if defs.resolve_assets_def(selection[0]).partitions_def else [None]
