@@ -221,12 +221,12 @@ def _fast_parse(block: bytes, spec: SourceSpec, first_row: int, n_lines: int) ->
     """Parse a whole block with polars, or None when any line needs the exact line-by-line path.
 
     polars skips blank lines and turns non-string values into strings, so a block only qualifies
-    when it yields one row per line and no `"<text_field>":` key in it is followed by a non-string,
-    nor an id key by anything but a string, an integer or null. Both paths keep a repeated key's
+    when it yields one row per line and no `"<text_field>":` key in it is followed by anything but a
+    string or null, nor an id key by anything but a string, an integer or null, nor the key of a
+    metadata field that polars reads as strings by a number or a boolean. Both paths keep a repeated key's
     first value, as polars does.
     """
-    key = re.escape(json.dumps(spec.text_field).encode())
-    if re.search(key + rb'\s*:\s*[^"\s]', block):
+    if _non_string_value(block, spec.text_field):
         return None
     if b"\\u" in block and (_ESCAPED_KEY.search(block) or _surrogates(block)):
         return None
@@ -245,7 +245,11 @@ def _fast_parse(block: bytes, spec: SourceSpec, first_row: int, n_lines: int) ->
     text = frame[spec.text_field] if spec.text_field in frame.columns else pl.Series([None] * n_lines)
     if text.dtype not in (pl.String, pl.Null):
         return None
-    if any(frame[name].dtype.is_nested() for name in spec.metadata_fields if name in frame.columns):
+    metadata = [frame[name] for name in spec.metadata_fields if name in frame.columns]
+    if any(column.dtype.is_nested() for column in metadata):
+        return None
+    # A string column that also holds numbers or booleans: polars writes 1.0 as "1", json.dumps as "1.0".
+    if any(column.dtype == pl.String and _non_string_value(block, column.name) for column in metadata):
         return None
     ids = pl.Series([None] * n_lines, dtype=pl.String)
     if spec.id_field and spec.id_field in frame.columns:
@@ -260,6 +264,12 @@ def _fast_parse(block: bytes, spec: SourceSpec, first_row: int, n_lines: int) ->
         }
     )
     return records.with_columns(_metadata_json(frame, list(spec.metadata_fields)))
+
+
+def _non_string_value(block: bytes, name: str) -> bool:
+    """Whether some `"<name>":` key in the block is followed by anything but a string or null."""
+    key = re.escape(json.dumps(name).encode())
+    return re.search(key + rb'\s*:(?!\s*(?:"|null\s*[,}]))', block) is not None
 
 
 def _surrogates(block: bytes) -> bool:
