@@ -1,7 +1,9 @@
 """Crash safety: a materialization SIGKILLed midway leaves no partial file under its final name, and
-running it again gives outputs byte-identical to a run that was never interrupted.
+running it again gives outputs byte-identical to a run that was never interrupted, with the killed
+run failed and its pool slots freed.
 
-Each stage runs in a process of its own (tests/crash_runner.py) against a persistent SQLite instance.
+Each stage runs in a process of its own (tests/crash_runner.py) against a persistent SQLite instance
+with the project's dagster.yaml, pools included.
 The reference runs every stage once, uninterrupted, keeping a copy of the work folder before each;
 a crash test starts from that copy, kills the stage at its first, middle or last file write, checks
 every visible file, runs the stage again and compares every output byte for byte. A truncated file
@@ -15,9 +17,11 @@ import signal
 import subprocess
 import sys
 
+import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
+from curation_dag.run_recovery import UNFINISHED
 from tests.conftest import DEMO_DROPS, PROJECT, small_recipes
 
 STAGES = ["ingest", "dedup", "curate", "mixture"]
@@ -25,12 +29,24 @@ STAGES = ["ingest", "dedup", "curate", "mixture"]
 RUN_RECORDS = {"run.json", "report.html"}
 
 
-def run_stage(work, stage, model_cache, kill_at=None) -> subprocess.CompletedProcess:
+def run_stage(work, stage, model_cache, kill_at=None, timeout=600) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "tests.crash_runner", stage, str(work), model_cache]
     if kill_at:
         command += ["--kill-at", str(kill_at)]
     environment = {**os.environ, "DAGSTER_HOME": str(work / "home")}
-    return subprocess.run(command, cwd=PROJECT, env=environment, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, cwd=PROJECT, env=environment, capture_output=True, text=True, timeout=timeout)
+
+
+def assert_killed_run_recovered(home) -> None:
+    """The killed run is failed, saying why, and holds no pool slot (issue 14, finding 4: it used to
+    keep its slot, and the rerun waited for it for ever)."""
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        failed = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
+        assert len(failed) == 1
+        failure = instance.all_logs(failed[0].run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[-1]
+        assert "killed from outside" in failure.message
+        assert instance.get_runs_count(filters=dg.RunsFilter(statuses=UNFINISHED)) == 0
+        assert instance.event_log_storage.get_concurrency_run_ids() == set()
 
 
 def outputs(store) -> dict:
@@ -59,6 +75,7 @@ def reference(tmp_path_factory, static_embedder):
         shutil.copytree(DEMO_DROPS / key, work / "drops" / key)
     small_recipes(work / "recipes")
     (work / "home").mkdir()
+    shutil.copy(PROJECT / "dagster.yaml", work / "home")  # its pools: a killed run holds a slot
     before, renames = {}, {}
     for stage in STAGES:
         before[stage] = shutil.copytree(work, root / f"before-{stage}")
@@ -83,8 +100,10 @@ def test_a_killed_stage_leaves_no_partial_file_and_its_rerun_is_byte_identical(
     assert list((work / "store").rglob(".*.tmp")), "the kill was meant to leave a half-written temporary file"
     assert_readable(work / "store")
 
-    again = run_stage(work, stage, static_embedder.cache_dir)
+    # A run that waits for the killed run's pool slot times out here rather than hanging the suite.
+    again = run_stage(work, stage, static_embedder.cache_dir, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
+    assert_killed_run_recovered(work / "home")
     after = before[STAGES[STAGES.index(stage) + 1]] if stage != STAGES[-1] else final
     expected, got = outputs(after / "store"), outputs(work / "store")
     assert sorted(got) == sorted(expected)

@@ -284,7 +284,7 @@ def current_overlay(storage_root: str | Path) -> Overlay | None:
 def view(storage_root: str | Path, asset: str, files: list[str]) -> list[str] | pl.DataFrame:
     """A pipeline source's files, or, once something was taken down, its rows as they now stand."""
     current = current_overlay(storage_root)
-    if current is None:
+    if current is None or asset == "raw_documents":  # purged in place: never loaded, texts and all
         return files
     frame = pl.scan_parquet(files).collect()
     if asset in VIEWS:
