@@ -62,7 +62,7 @@ REASONS = {
     "invalid_id": "the id field is absent, null, or not a string or integer",
     "duplicate_id": "the id was already used earlier in the drop",
     "truncated_file": "a compressed shard ends early; lines before the cut are kept",
-    "unreadable_file": "the shard cannot be opened or decompressed",
+    "unreadable_file": "the shard cannot be opened or decompressed, or a Parquet row group cannot be decoded",
     "missing_text_column": "a Parquet shard without the text column",
     "unknown_file_type": "a file that is not a shard of the source's format",
     "decompressed_too_large": "a shard that decodes to over 100 times its size, or a line over 8x max_text_bytes",

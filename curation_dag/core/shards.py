@@ -423,7 +423,9 @@ def _invalid_utf8(column: pa.Array) -> list[int]:
 
 def read_parquet(path: Path, spec: SourceSpec, batch_rows: int = PARQUET_BATCH_ROWS) -> Iterator[RawBatch]:
     try:
-        shard = pq.ParquetFile(path)
+        # Pages that carry a CRC (parquet-mr writes them by default) are checked: a flipped byte in
+        # uncompressed or snappy data otherwise decodes silently into wrong text.
+        shard = pq.ParquetFile(path, page_checksum_verification=True)
     except (pa.ArrowException, OSError) as error:
         yield _whole_file(path, "unreadable_file", f"not a readable Parquet file: {error}")
         return
@@ -434,21 +436,11 @@ def read_parquet(path: Path, spec: SourceSpec, batch_rows: int = PARQUET_BATCH_R
         problem = _id_problem(schema.field(spec.id_field).type, spec)
     wanted = [spec.text_field, spec.id_field, *spec.metadata_fields] if problem is None else sorted(names)
     columns = list(dict.fromkeys(c for c in wanted if c and c in names))
-    next_row = 1
-    batches = shard.iter_batches(batch_size=batch_rows, columns=columns)
-    while True:
-        try:
-            batch = next(batches, None)
-        except (pa.ArrowException, OSError) as error:  # a corrupt page: the rows from here on cannot be read
-            rows = range(next_row, shard.metadata.num_rows + 1)
-            detail = f"unreadable from row {next_row} on: {error}"
-            lost = [Quarantined(r, "unreadable_file", detail, "") for r in rows]
-            yield RawBatch(_records_frame([], [], [], {}), lost, len(rows))
-            return
+    for rows, batch, damage in _row_group_batches(shard, columns, batch_rows):
         if batch is None:
-            return
-        rows = range(next_row, next_row + batch.num_rows)
-        next_row += batch.num_rows
+            lost = [Quarantined(r, "unreadable_file", damage, "") for r in rows]
+            yield RawBatch(_records_frame([], [], [], {}), lost, len(rows))
+            continue
         if problem:
             samples = (json.dumps(r, default=str)[: EXCERPT_CHARS * 4] for r in batch.to_pylist())
             yield RawBatch(
@@ -478,6 +470,24 @@ def read_parquet(path: Path, spec: SourceSpec, batch_rows: int = PARQUET_BATCH_R
             quarantined,
             batch.num_rows + len(quarantined),
         )
+
+
+def _row_group_batches(
+    shard: pq.ParquetFile, columns: list[str], batch_rows: int
+) -> Iterator[tuple[range, pa.RecordBatch | None, str]]:
+    """(rows, batch, "") for every batch, and (rows, None, why) for the rest of a row group that cannot be
+    decoded (a corrupt page): the row groups after it are still read."""
+    first_row = 1
+    for group in range(shard.num_row_groups):
+        end = first_row + shard.metadata.row_group(group).num_rows
+        try:
+            for batch in shard.iter_batches(batch_size=batch_rows, row_groups=[group], columns=columns):
+                yield range(first_row, first_row + batch.num_rows), batch, ""
+                first_row += batch.num_rows
+        except (pa.ArrowException, OSError) as error:
+            why = f"rows {first_row}-{end - 1} (row group {group}) cannot be decoded: {error}"
+            yield range(first_row, end), None, why
+        first_row = end
 
 
 def _whole_file(path: Path, reason: str, detail: str) -> RawBatch:

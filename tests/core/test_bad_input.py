@@ -178,3 +178,24 @@ def test_an_endless_line_is_cut_short(tmp_path):
     assert documents["source_id"].to_list() == ["1"]
     assert reasons(quarantine) == {("a.jsonl", 2): "decompressed_too_large"}
     accounted(report, documents, quarantine)
+
+
+@pytest.mark.parametrize("compression", ["none", "zstd"])
+def test_a_corrupt_parquet_page_quarantines_its_row_group_only(tmp_path, compression):
+    drop = mark_complete(tmp_path / "drops" / "crafted" / "d1")
+    texts = [" ".join([f"document number {i}"] * 5) for i in range(3000)]
+    path = drop / "x.parquet"
+    table = pa.table({"id": [f"i{i}" for i in range(3000)], "text": texts})
+    pq.write_table(table, path, row_group_size=1000, compression=compression, write_page_checksum=True)
+    text_chunk = pq.ParquetFile(path).metadata.row_group(1).column(1)  # rows 1001-2000
+    start = text_chunk.dictionary_page_offset or text_chunk.data_page_offset
+    damaged = bytearray(path.read_bytes())
+    middle = start + text_chunk.total_compressed_size // 2
+    damaged[middle : middle + 64] = b"\xff" * 64
+    path.write_bytes(bytes(damaged))
+    report, documents, quarantine = run(drop, spec=SourceSpec(name="crafted", id_field="id"))
+    assert documents["text"].to_list() == texts[:1000] + texts[2000:]
+    assert set(quarantine["reason"]) == {"unreadable_file"} and set(quarantine["shard"]) == {"x.parquet"}
+    assert quarantine["row"].to_list() == list(range(1001, 2001))
+    assert "rows 1001-2000 (row group 1) cannot be decoded" in quarantine["detail"][0]
+    accounted(report, documents, quarantine)
