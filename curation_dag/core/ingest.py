@@ -65,7 +65,8 @@ REASONS = {
     "unreadable_file": "the shard cannot be opened or decompressed, or a Parquet row group cannot be decoded",
     "missing_text_column": "a Parquet shard without the text column",
     "unknown_file_type": "a file that is not a shard of the source's format",
-    "decompressed_too_large": "a shard that decodes to over 100 times its size, or a line over 8x max_text_bytes",
+    "decompressed_too_large": "a compressed shard that decodes to over 100 times its size (a decompression bomb)",
+    "line_too_long": "a JSONL line over 8x max_text_bytes plus one block; skipped without being held",
     "outside_drop": "a shard that links outside the drop folder; it is never opened",
 }
 

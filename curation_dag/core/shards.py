@@ -183,35 +183,49 @@ def _decompressed_chunks(path: Path) -> Iterator[bytes]:
             raise DamagedStream("truncated_file", "compressed stream ends before its end marker (truncated file)")
 
 
-def _line_blocks(path: Path, block_bytes: int, max_line_bytes: int) -> Iterator[bytes]:
-    """Blocks of whole lines, each ending in a newline; raises DamagedStream after the last good block,
-    and on a line longer than `max_line_bytes`, which is never held whole."""
+@dataclass
+class LongLine:
+    """A line over the length limit: only its start is kept, the rest is skipped as it streams by."""
+
+    head: bytes
+    length: int
+
+
+def _line_blocks(path: Path, block_bytes: int, max_line_bytes: int) -> Iterator[bytes | LongLine]:
+    """Blocks of whole lines, each ending in a newline, and a LongLine in place of each line longer than
+    `max_line_bytes`, which is never held whole; raises DamagedStream after the last good block."""
     pending: list[bytes] = []
     size = 0
+    skipping: LongLine | None = None
     try:
         for chunk in _decompressed_chunks(path):
+            if skipping:
+                end = chunk.find(b"\n")
+                skipping.length += len(chunk) if end < 0 else end
+                if end < 0:
+                    continue
+                yield skipping
+                skipping, chunk = None, chunk[end + 1 :]
             pending.append(chunk)
             size += len(chunk)
-            if size >= block_bytes:
+            # Join only when a line can end here (or one is too long): a long line is not copied per chunk.
+            if size >= block_bytes and (b"\n" in chunk or size > max_line_bytes):
                 data = b"".join(pending)
                 cut = data.rfind(b"\n") + 1
                 if cut:
                     yield data[:cut]
                 pending, size = [data[cut:]], len(data) - cut
                 if size > max_line_bytes:
-                    pending, size = [data[cut : cut + EXCERPT_CHARS * 4]], 0
-                    raise DamagedStream(
-                        "decompressed_too_large",
-                        f"a line longer than {max_line_bytes:,} bytes (8 times max_text_bytes); the rest of the "
-                        "shard is not read",
-                    )
+                    skipping, pending, size = LongLine(data[cut : cut + EXCERPT_CHARS * 4], size), [], 0
     except DamagedStream as damage:
         data = b"".join(pending)
         cut = data.rfind(b"\n") + 1
         if cut:
             yield data[:cut]
-        damage.tail = data[cut:]
+        damage.tail = skipping.head if skipping else data[cut:]  # the line it cut short is the damaged row
         raise damage from None
+    if skipping:
+        yield skipping
     data = b"".join(pending)
     if data:
         yield data if data.endswith(b"\n") else data + b"\n"
@@ -373,9 +387,24 @@ def _record_problem(record: object, spec: SourceSpec) -> tuple[str, str] | None:
 
 
 def read_jsonl(path: Path, spec: SourceSpec, block_bytes: int = BLOCK_BYTES) -> Iterator[RawBatch]:
+    # JSON escapes make a line up to 6 times its text (a control character is \\u001f), and metadata
+    # adds more: 8 times max_text_bytes, plus one block, is the longest line read.
+    max_line_bytes = 8 * spec.max_text_bytes + block_bytes
     next_row = 1
     try:
-        for block in _line_blocks(path, block_bytes, 8 * spec.max_text_bytes + block_bytes):
+        for block in _line_blocks(path, block_bytes, max_line_bytes):
+            if isinstance(block, LongLine):
+                detail = (
+                    f"a line of {block.length:,} bytes, over {max_line_bytes:,} (8 times max_text_bytes plus one "
+                    "block); skipped unread"
+                )
+                yield RawBatch(
+                    _records_frame([], [], [], {}),
+                    [Quarantined(next_row, "line_too_long", detail, excerpt(block.head))],
+                    1,
+                )
+                next_row += 1
+                continue
             n_lines = int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == ord("\n")))
             records = _fast_parse(block, spec, next_row, n_lines)
             yield RawBatch(records, [], n_lines) if records is not None else _slow_parse(block, spec, next_row)

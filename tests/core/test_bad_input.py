@@ -1,6 +1,7 @@
 """Hostile input (issue 14's probe): every case is quarantined with a reason naming the shard and row,
 in bounded memory, and every input row is accounted for."""
 
+import gzip
 import json
 import os
 
@@ -8,6 +9,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import zstandard
 
 from curation_dag.core.drops import find_complete_drops
 from curation_dag.core.ingest import NothingReadable
@@ -156,12 +158,8 @@ def test_a_decompression_bomb_is_quarantined_and_the_lines_before_it_kept(tmp_pa
     head = b'{"id": "1", "text": "before the bomb"}\n'
     zeros = b"\0" * (64 << 20)  # 64 MiB that compress to a few KB: far over 100x
     if suffix == ".jsonl.gz":
-        import gzip
-
         blob = gzip.compress(head + zeros, compresslevel=1)
     else:
-        import zstandard
-
         blob = zstandard.ZstdCompressor().compress(head + zeros)
     (drop / f"bomb{suffix}").write_bytes(blob)
     write_jsonl(drop / "ok.jsonl", [{"id": "2", "text": "another shard"}])
@@ -171,12 +169,17 @@ def test_a_decompression_bomb_is_quarantined_and_the_lines_before_it_kept(tmp_pa
     accounted(report, documents, quarantine)
 
 
-def test_an_endless_line_is_cut_short(tmp_path):
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])
+def test_an_overlong_line_is_skipped_and_the_lines_after_it_read(tmp_path, suffix):
     drop = mark_complete(tmp_path / "drops" / "crafted" / "d1")
-    (drop / "a.jsonl").write_bytes(b'{"id": "1", "text": "fine"}\n{"id": "2", "text": "' + b"a" * (12 << 20))
-    report, documents, quarantine = run(drop, block_bytes=1 << 20)  # max_text_bytes 1000: lines over ~1 MB stop
-    assert documents["source_id"].to_list() == ["1"]
-    assert reasons(quarantine) == {("a.jsonl", 2): "decompressed_too_large"}
+    long_line = b'{"id": "2", "text": "' + b"a" * (12 << 20) + b'"}\n'
+    data = b'{"id": "1", "text": "fine"}\n' + long_line + b'{"id": "3", "text": "after"}\n' + long_line[:-3]
+    (drop / f"a{suffix}").write_bytes(gzip.compress(data, compresslevel=1) if suffix == ".jsonl.gz" else data)
+    report, documents, quarantine = run(drop, block_bytes=1 << 20)  # max_text_bytes 1000: lines over ~1 MB
+    assert documents["source_id"].to_list() == ["1", "3"]
+    assert reasons(quarantine) == {(f"a{suffix}", 2): "line_too_long", (f"a{suffix}", 4): "line_too_long"}
+    assert f"a line of {len(long_line) - 1:,} bytes" in quarantine["detail"][0]
+    assert quarantine["excerpt"][0].startswith('{"id": "2", "text": "aaa')
     accounted(report, documents, quarantine)
 
 
