@@ -143,11 +143,17 @@ class _DropIngest:
     def shards(self) -> list[Path]:
         """The shard files of the drop, in order; links that resolve outside it are in `self.outside`."""
         root = self.drop.path.resolve()
-        matched = sorted(p for p in self.drop.path.glob(self.spec.path_pattern) if p.is_file() or p.is_symlink())
         skipped = {COMPLETE_MARKER}
+        matched = sorted(self.drop.path.glob(self.spec.path_pattern))
         candidates = [p for p in matched if p.name not in skipped and not p.name.startswith(".")]
         self.outside = [p for p in candidates if not p.resolve().is_relative_to(root)]
-        shards = [p for p in candidates if p not in self.outside]
+        shards, targets = [], set()
+        for path in candidates:
+            # Folders (and links to them) are not shards; a file reached again through a link is read once.
+            if path in self.outside or not path.is_file() or path.resolve() in targets:
+                continue
+            targets.add(path.resolve())
+            shards.append(path)
         everything = {p for p in self.drop.path.rglob("*") if p.is_file() and p.name not in skipped}
         ignored = everything - set(shards) - set(self.outside)
         self.report.ignored_files = sorted(str(p.relative_to(self.drop.path)) for p in ignored)

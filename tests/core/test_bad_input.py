@@ -40,6 +40,19 @@ def test_links_leaving_the_drop_are_quarantined_unread(tmp_path):
     accounted(report, documents, quarantine)
 
 
+@pytest.mark.parametrize("pattern", ["*", "**/*", "*/*"])
+def test_linked_folders_are_neither_shards_nor_a_second_copy(tmp_path, pattern):
+    drop = mark_complete(tmp_path / "drops" / "crafted" / "d1")
+    write_jsonl(drop / "a.jsonl", [{"id": "1", "text": "kept once"}])
+    write_jsonl(tmp_path / "elsewhere" / "b.jsonl", [{"id": "2", "text": "TOP SECRET"}])
+    os.symlink(".", drop / "self")
+    os.symlink(tmp_path / "elsewhere", drop / "linked")
+    report, documents, quarantine = run(drop, spec=SourceSpec(name="crafted", id_field="id", path_pattern=pattern))
+    assert documents["text"].to_list() == ["kept once"]
+    assert set(quarantine["reason"]) == {"outside_drop"} and "TOP SECRET" not in quarantine.write_csv()
+    accounted(report, documents, quarantine)
+
+
 def test_patterns_and_drop_folders_that_leave_the_root_are_refused(tmp_path):
     for pattern in ("../*", "/etc/*", "shards/../../x/*"):
         with pytest.raises(ValueError, match="would read outside the drop folder"):
