@@ -417,12 +417,28 @@ def read_jsonl(path: Path, spec: SourceSpec, block_bytes: int = BLOCK_BYTES) -> 
 # ---------------------------------------------------------------- Parquet
 
 
+def _stringlike(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+
+
+def _as_text(column: pa.Array) -> pa.Array:
+    """A binary text column (older Hive and Impala writers leave text unannotated, hence Spark's
+    binaryAsString) as strings, unchecked: its bytes are checked row by row with the rest."""
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if pa.types.is_binary(column.type):
+        return column.view(pa.string())
+    if pa.types.is_large_binary(column.type):
+        return column.view(pa.large_string())
+    return column
+
+
 def _text_problem(kind: pa.DataType | None, spec: SourceSpec, names: set[str]) -> tuple[str, str] | None:
     if kind is None:
         return "missing_text_column", f"no column {spec.text_field!r}; columns are {sorted(names)}"
     if pa.types.is_dictionary(kind):
         kind = kind.value_type
-    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)):
+    if not (_stringlike(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind)):
         return "non_string_text", f"column {spec.text_field!r} has type {kind}, not string"
     return None
 
@@ -434,8 +450,10 @@ def _id_problem(kind: pa.DataType | None, spec: SourceSpec) -> tuple[str, str] |
 
 
 def _invalid_utf8(column: pa.Array) -> list[int]:
-    """Positions whose bytes are not UTF-8: Parquet readers do not check, polars does."""
+    """Positions of a string column whose bytes are not UTF-8: Parquet readers do not check, polars does."""
     column = column.dictionary_decode() if pa.types.is_dictionary(column.type) else column
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return []
     try:
         column.validate(full=True)
         return []
@@ -478,9 +496,19 @@ def read_parquet(path: Path, spec: SourceSpec, batch_rows: int = PARQUET_BATCH_R
                 batch.num_rows,
             )
             continue
-        bad = set(_invalid_utf8(batch.column(spec.text_field)))
-        detail = f"column {spec.text_field!r} holds bytes that are not UTF-8"
-        quarantined = [Quarantined(rows[i], "invalid_utf8", detail, "") for i in sorted(bad)]
+        batch = batch.set_column(
+            batch.schema.get_field_index(spec.text_field), spec.text_field, _as_text(batch.column(spec.text_field))
+        )
+        bad: dict[int, list[str]] = {}  # position -> its columns that are not UTF-8 (polars would panic on them)
+        for name in batch.schema.names:
+            for position in _invalid_utf8(batch.column(name)):
+                bad.setdefault(position, []).append(name)
+        quarantined = [
+            Quarantined(
+                rows[i], "invalid_utf8", f"column {', '.join(map(repr, bad[i]))} holds bytes that are not UTF-8", ""
+            )
+            for i in sorted(bad)
+        ]
         if bad:
             keep = [i not in bad for i in range(batch.num_rows)]
             batch = batch.filter(pa.array(keep))

@@ -83,6 +83,19 @@ def test_invalid_utf8_in_a_parquet_text_column_is_quarantined_per_row(tmp_path):
     accounted(report, documents, quarantine)
 
 
+def test_invalid_utf8_in_any_parquet_column_read_is_quarantined_per_row(tmp_path):
+    drop = mark_complete(tmp_path / "drops" / "crafted" / "d1")
+    ids = unchecked_strings([b"a", b"b\xff", b"c", b"d"])  # polars panicked on the id
+    lang = unchecked_strings([b"en", b"fr", b"\xfe", b"de"])
+    text = pa.array([b"binary one", b"binary two", b"binary three", b"bad \xff"], pa.binary())  # unannotated text
+    pq.write_table(pa.table({"id": ids, "text": text, "lang": lang}), drop / "x.parquet")
+    report, documents, quarantine = run(drop)
+    assert documents.select("source_id", "text", "metadata").rows() == [("a", "binary one", '{"lang":"en"}')]
+    assert reasons(quarantine) == {("x.parquet", r): "invalid_utf8" for r in (2, 3, 4)}
+    assert [d.split(" holds")[0] for d in quarantine["detail"]] == ["column 'id'", "column 'lang'", "column 'text'"]
+    accounted(report, documents, quarantine)
+
+
 def test_odd_parquet_columns_are_read_or_quarantined_row_by_row(tmp_path):
     drop = mark_complete(tmp_path / "drops" / "crafted" / "d1")
     categorical = pa.array(["one", "two", "one"]).dictionary_encode()
