@@ -5,8 +5,10 @@ so every later run of a step in those pools waits for a slot for ever (issue 14,
 run monitoring (dagster.yaml) fails a STARTED run only through the run launcher's worker health
 check, which the DefaultRunLauncher of `dagster dev` does not have, and in-process runs have no
 launcher at all. Every run process records its pid in an engine event ("Executing steps in process
-(pid: N)", "Started process for run (pid: N)"); the storage here is SQLite on one machine, so a run
-none of whose recorded processes is alive on this host is dead. A recycled pid can only keep a dead
+(pid: N)", "Started process for run (pid: N)"), and so does each step subprocess of the multiprocess
+executor (STEP_WORKER_STARTED), which outlives a SIGKILLed run worker and finishes its step; the
+storage here is SQLite on one machine, so a run none of whose recorded processes is alive on this
+host is dead. A recycled pid can only keep a dead
 run looking alive, never make a live one look dead.
 """
 
@@ -18,12 +20,13 @@ from dagster._core.storage.dagster_run import FINISHED_STATUSES
 from curation_dag.automation import SENSOR_STATUS
 
 UNFINISHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+PROCESS_EVENTS = {dg.DagsterEventType.ENGINE_EVENT, dg.DagsterEventType.STEP_WORKER_STARTED}
 
 
 def recorded_pids(instance: dg.DagsterInstance, run_id: str) -> set[int]:
-    """The pids of the processes that ran `run_id`, from the `pid` metadata of its engine events."""
+    """The pids of the processes that ran `run_id`, from the `pid` metadata of its engine and step worker events."""
     pids = set()
-    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+    for entry in instance.all_logs(run_id, of_type=PROCESS_EVENTS):
         pid = entry.dagster_event.engine_event_data.metadata.get("pid")
         if pid is not None:
             pids.add(int(pid.value))

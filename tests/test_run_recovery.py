@@ -74,6 +74,23 @@ def test_a_killed_canceling_run_is_canceled_and_an_ended_run_gives_back_its_slot
     assert holders(instance, "dedup_state") == [finishing.run_id]
 
 
+def test_a_run_whose_worker_was_killed_keeps_its_slot_while_a_step_subprocess_still_runs(instance):
+    """The multiprocess executor's step subprocess outlives a SIGKILLed run worker and finishes its step:
+    its pool stays held until then, so no other run writes that pool's state beside it."""
+    orphaned = started_run(instance, dead_pid(), "dedup_state")
+    step_worker = dg.DagsterEvent(
+        dg.DagsterEventType.STEP_WORKER_STARTED.value,
+        orphaned.job_name,
+        step_key="near_duplicates",
+        event_specific_data=EngineEventData(metadata={"pid": dg.MetadataValue.text(str(os.getpid()))}),
+    )
+    instance.report_dagster_event(step_worker, orphaned.run_id)
+
+    assert recover_dead_runs(instance) == []
+    assert instance.get_run_by_id(orphaned.run_id).status == dg.DagsterRunStatus.STARTED
+    assert holders(instance, "dedup_state") == [orphaned.run_id]
+
+
 def test_the_sensor_recovers_and_launches_nothing(instance):
     killed = started_run(instance, dead_pid(), "dedup_state")
     with dg.build_sensor_context(instance=instance) as context:
