@@ -108,11 +108,14 @@ def remove(doc_ids, content_hashes, drops, reason: str, requested_by: str) -> No
     os.environ.setdefault("DAGSTER_HOME", str(Path(".curation/dagster_home").resolve()))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     from curation_dag.definitions import defs
+    from curation_dag.run_recovery import recover_dead_runs
 
+    instance = dg.DagsterInstance.get()
+    recover_dead_runs(instance)  # a killed run would hold the duckdb pool the rebuild needs
     request = {"doc_ids": list(doc_ids), "content_hashes": list(content_hashes), "drops": list(drops)}
     config = {**request, "reason": reason, "requested_by": requested_by}
     result = defs.resolve_job_def("takedown_job").execute_in_process(
-        instance=dg.DagsterInstance.get(),
+        instance=instance,
         run_config={**QUIET_RUN, "ops": {"takedowns": {"config": config}}},
         raise_on_error=False,
     )
