@@ -98,10 +98,19 @@ def _records_frame(rows: list[int], ids: list, texts: list, metadata: dict[str, 
             "row": pl.Series(rows, dtype=pl.Int64),
             "id": pl.Series(ids, dtype=pl.String, strict=False),
             "text": pl.Series(texts, dtype=pl.String),
-            **{name: pl.Series(values, strict=False) for name, values in metadata.items()},
+            **{name: pl.Series(_one_type(values), strict=False) for name, values in metadata.items()},
         }
     )
     return frame.select("row", "id", "text", _metadata_json(frame, list(metadata)))
+
+
+def _one_type(values: list) -> list:
+    """A field's values as one column, as polars reads a block: integers among floats become floats, and
+    any other mix is kept as JSON text (left to polars, true among integers became 1)."""
+    kinds = {type(value) for value in values if value is not None}
+    if len(kinds) <= 1 or kinds == {int, float}:
+        return values
+    return [value if value is None or isinstance(value, str) else json.dumps(value) for value in values]
 
 
 def _metadata_json(frame: pl.DataFrame, fields: list[str]) -> pl.Series:

@@ -143,15 +143,21 @@ TRICKY = {
     "number among string metadata": b'{"id": "n", "text": "number lang", "lang": 1.0}',
     "negative zero among string metadata": b'{"id": "z", "text": "zero lang", "lang": -0.0}',
     "null text": b'{"id": "t", "text": null}',
+    "boolean among number metadata": b'{"id": "b", "text": "bool lang", "lang": true}',
 }
 # A metadata value takes its column's type within the batch, on both paths: a number among strings is
 # kept as its JSON text ("1.0"), alone as a number. Only the two paths in one block are compared.
-TYPED_BY_NEIGHBOURS = {"number among string metadata", "negative zero among string metadata"}
+TYPED_BY_NEIGHBOURS = {
+    "number among string metadata",
+    "negative zero among string metadata",
+    "boolean among number metadata",
+}
 
 
 @pytest.mark.parametrize("case", sorted(TRICKY))
 def test_the_fast_and_the_line_by_line_path_give_one_verdict(tmp_path, case):
-    good = [json.dumps({"id": f"g{i}", "text": f"good {i}", "lang": "en"}).encode() for i in range(3)]
+    lang = 7 if case == "boolean among number metadata" else "en"
+    good = [json.dumps({"id": f"g{i}", "text": f"good {i}", "lang": lang}).encode() for i in range(3)]
     verdicts = []
     for name, lines in (
         ("alone", [TRICKY[case]]),
@@ -173,6 +179,8 @@ def test_the_fast_and_the_line_by_line_path_give_one_verdict(tmp_path, case):
         assert verdicts[1][0] == verdicts[2][0] == [] and verdicts[1][1] == verdicts[2][1] is not None
     elif case in TYPED_BY_NEIGHBOURS:
         assert verdicts[1] == verdicts[2] and verdicts[1][1] is None
+        [(_, _, metadata)] = verdicts[1][0]  # kept as its JSON text, not coerced to its neighbours' type
+        assert json.loads(metadata)["lang"] == json.dumps(json.loads(TRICKY[case])["lang"])
     else:
         assert verdicts[0] == verdicts[1] == verdicts[2]
 
