@@ -1,5 +1,6 @@
-"""Hostile shards in bounded memory: a gzip and a zstd decompression bomb (2 GiB of zeros) and a line
-nested 100,000 deep, each ingested in a process of its own, with its peak RSS and wall time.
+"""Hostile shards in bounded memory: a gzip and a zstd decompression bomb (2 GiB of zeros), a line
+nested 100,000 deep and a 1 GiB line between two good ones, each ingested in a process of its own,
+with its peak RSS and wall time.
 
     python benchmarks/ingest_bad_input.py
 
@@ -57,6 +58,15 @@ def deep(path: Path) -> None:
     path.write_bytes(HEAD + b'{"id": "2", "text": "deep", "x": ' + b"[" * depth + b"]" * depth + b"}\n")
 
 
+def long_line(path: Path) -> None:
+    """A 1 GiB line between two good ones, written a piece at a time."""
+    with open(path, "wb") as out:
+        out.write(HEAD + b'{"id": "2", "text": "')
+        for _ in range(BOMB_BYTES // 2 // len(PIECE)):
+            out.write(b"a" * len(PIECE))
+        out.write(b'"}\n{"id": "3", "text": "the line after it"}\n')
+
+
 def measure(drop: Path | None) -> dict:
     """Peak RSS (MiB) and seconds of one child process: ingest of `drop`, or only the imports."""
     started = time.perf_counter()
@@ -73,7 +83,12 @@ def measure(drop: Path | None) -> dict:
 def main() -> None:
     print(f"baseline (imports only): {measure(None)}")
     with tempfile.TemporaryDirectory() as tmp:
-        for name, make in (("bomb.jsonl.gz", bomb), ("bomb.jsonl.zst", bomb), ("deep.jsonl", deep)):
+        for name, make in (
+            ("bomb.jsonl.gz", bomb),
+            ("bomb.jsonl.zst", bomb),
+            ("deep.jsonl", deep),
+            ("long.jsonl", long_line),
+        ):
             drop = Path(tmp) / name.replace(".", "-")
             drop.mkdir()
             make(drop / name)
