@@ -64,6 +64,7 @@ REASONS = {
     "truncated_file": "a compressed shard ends early; lines before the cut are kept",
     "unreadable_file": "the shard cannot be opened or decompressed, or a Parquet row group cannot be decoded",
     "missing_text_column": "a Parquet shard without the text column",
+    "duplicate_column": "a Parquet shard with two columns of the name of the text, id or a metadata field",
     "unknown_file_type": "a file that is not a shard of the source's format",
     "decompressed_too_large": "a compressed shard that decodes to over 100 times its size (a decompression bomb)",
     "line_too_long": "a JSONL line over 8x max_text_bytes plus one block; skipped without being held",

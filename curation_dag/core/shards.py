@@ -487,10 +487,20 @@ def read_parquet(path: Path, spec: SourceSpec, batch_rows: int = PARQUET_BATCH_R
         return
     schema = shard.schema_arrow
     names = set(schema.names)
-    problem = _text_problem(schema.field(spec.text_field).type if spec.text_field in names else None, spec, names)
+    unique = sorted(name for name in names if schema.names.count(name) == 1)
+    repeated = sorted(names.difference(unique).intersection([spec.text_field, spec.id_field, *spec.metadata_fields]))
+    if repeated:
+        problem = (
+            "duplicate_column",
+            f"column {repeated[0]!r} appears {schema.names.count(repeated[0])} times, so which one to read is "
+            "ambiguous; rename or drop the others",
+        )
+    else:
+        text_type = schema.field(spec.text_field).type if spec.text_field in names else None
+        problem = _text_problem(text_type, spec, names)
     if problem is None and spec.id_field in names:
         problem = _id_problem(schema.field(spec.id_field).type, spec)
-    wanted = [spec.text_field, spec.id_field, *spec.metadata_fields] if problem is None else sorted(names)
+    wanted = [spec.text_field, spec.id_field, *spec.metadata_fields] if problem is None else unique
     columns = list(dict.fromkeys(c for c in wanted if c and c in names))
     for rows, batch, damage in _row_group_batches(shard, columns, batch_rows):
         if batch is None:

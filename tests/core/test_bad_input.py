@@ -12,7 +12,7 @@ import pytest
 import zstandard
 
 from curation_dag.core.drops import find_complete_drops
-from curation_dag.core.ingest import NothingReadable
+from curation_dag.core.ingest import REASONS, NothingReadable
 from curation_dag.core.sources import SourceSpec
 from tests.conftest import mark_complete, write_jsonl
 from tests.core.test_ingest import run
@@ -24,6 +24,7 @@ def reasons(quarantine) -> dict:
 
 def accounted(report, documents, quarantine) -> None:
     assert report.input_rows == report.accepted + report.quarantined == documents.height + quarantine.height
+    assert set(quarantine["reason"]) <= set(REASONS)
 
 
 def test_links_leaving_the_drop_are_quarantined_unread(tmp_path):
@@ -106,6 +107,18 @@ def test_odd_parquet_columns_are_read_or_quarantined_row_by_row(tmp_path):
     assert sorted(documents["text"]) == ["large", "one", "one", "two"]
     assert reasons(quarantine) == {("listed.parquet", 1): "invalid_id", ("listed.parquet", 2): "invalid_id"}
     assert "list<" in quarantine["detail"][0]
+    accounted(report, documents, quarantine)
+
+
+def test_a_parquet_column_named_twice_is_quarantined_not_a_key_error(tmp_path):
+    drop = mark_complete(tmp_path / "drops" / "crafted" / "d1")
+    columns = [pa.array(["a", "b"]), pa.array(["one", "two"]), pa.array(["uno", "dos"])]
+    pq.write_table(pa.Table.from_arrays(columns, names=["id", "text", "text"]), drop / "x.parquet")
+    write_jsonl(drop / "ok.jsonl", [{"id": "c", "text": "another shard"}])
+    report, documents, quarantine = run(drop)
+    assert documents["text"].to_list() == ["another shard"]
+    assert reasons(quarantine) == {("x.parquet", 1): "duplicate_column", ("x.parquet", 2): "duplicate_column"}
+    assert "column 'text' appears 2 times" in quarantine["detail"][0] and '"id": "a"' in quarantine["excerpt"][0]
     accounted(report, documents, quarantine)
 
 
