@@ -53,7 +53,7 @@ QUARANTINE_SCHEMA = pa.schema(
 
 REASONS = {
     "blank_line": "an empty line in a JSONL shard",
-    "invalid_utf8": "the line is not valid UTF-8",
+    "invalid_utf8": "bytes that are not UTF-8 (a JSONL line or a Parquet string column), or a lone surrogate escape",
     "malformed_json": "the line is not a JSON object",
     "missing_text": "the text field is absent or null",
     "non_string_text": "the text field is not a string",
@@ -68,6 +68,7 @@ REASONS = {
     "unknown_file_type": "a file that is not a shard of the source's format",
     "decompressed_too_large": "a compressed shard that decodes to over 100 times its size (a decompression bomb)",
     "line_too_long": "a JSONL line over 8x max_text_bytes plus one block; skipped without being held",
+    "too_deeply_nested": "a JSONL line nested over 128 levels, found by a byte scan before parsing",
     "outside_drop": "a shard that links outside the drop folder; it is never opened",
 }
 
