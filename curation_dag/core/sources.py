@@ -34,7 +34,10 @@ class SourceSpec(BaseModel):
     @field_validator("path_pattern")
     @classmethod
     def _inside_the_drop(cls, pattern: str) -> str:
-        if pattern.startswith(("/", "\\")) or ".." in pattern.replace("\\", "/").split("/"):
+        components = pattern.replace("\\", "/").split("/")
+        if all(component in ("", ".") for component in components):  # pathlib's glob fails on these
+            raise ValueError(f"path_pattern {pattern!r} names no files: use a glob such as '*.jsonl.gz'")
+        if pattern.startswith(("/", "\\")) or ".." in components:
             raise ValueError(
                 f"path_pattern {pattern!r} would read outside the drop folder: use a glob relative to it, "
                 "without '..' or a leading '/' (e.g. '*.jsonl.gz' or 'shards/*.parquet')"

@@ -28,6 +28,12 @@ def test_shipped_sources_load():
             r"line 2: source 'web': format: Input should be 'auto', 'jsonl' or 'parquet'",
         ),
         ("sources:\n  - name: web\n  - name: web\n", r"line 3: source 'web' is declared twice"),
+        (
+            "sources:\n  - name: web\n    path_pattern: ../other/*\n",
+            r"line 2: source 'web': path_pattern: .*would read outside the drop folder",
+        ),
+        ("sources:\n  - name: web\n    path_pattern: ''\n", r"line 2: source 'web': path_pattern: .*names no files"),
+        ("sources:\n  - name: web\n    path_pattern: ./\n", r"line 2: source 'web': path_pattern: .*names no files"),
         ("sources: [\n", r"not valid YAML"),
         ("web: {}\n", r"expected a top-level 'sources:' list"),
     ],
