@@ -46,7 +46,7 @@ _NESTING_MARKS[ord("}")] = _NESTING_MARKS[ord("]")] = 255
 _NESTING_MARKS[ord("\n")] = 2
 # What the fast path cannot read as json.loads does: an escaped key (polars decodes it, the text-key
 # check above does not see it), a non-integer id, and a lone surrogate escape (polars makes it NUL).
-_ESCAPED_KEY = re.compile(rb'\\u[0-9a-fA-F]{4}[^"\\]{0,64}"\s*:')
+_ESCAPED_KEY = re.compile(rb'\\u[0-9a-fA-F]{4}[^"\\]*"\s*:')
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile(
     rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F]"
