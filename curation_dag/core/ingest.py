@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -69,6 +70,7 @@ REASONS = {
     "decompressed_too_large": "a compressed shard that decodes to over 100 times its size (a decompression bomb)",
     "line_too_long": "a JSONL line over 8x max_text_bytes plus one block; skipped without being held",
     "too_deeply_nested": "a JSONL line nested over 128 levels, found by a byte scan before parsing",
+    "invalid_file_name": "a shard whose file name is not UTF-8; it is never opened",
     "outside_drop": "a shard that links outside the drop folder; it is never opened",
 }
 
@@ -133,6 +135,15 @@ def sha256_hex(texts: pl.Series) -> list[str]:
     return digests
 
 
+def _is_utf8(name: str) -> bool:
+    return name == _printable(name)
+
+
+def _printable(name: str) -> str:
+    """A file name as UTF-8 text: bytes that are not UTF-8 (held as surrogates by Python) become U+FFFD."""
+    return os.fsencode(name).decode("utf-8", errors="replace")
+
+
 class _DropIngest:
     """The per-drop state that outlives a batch: ids seen so far and the running report."""
 
@@ -140,6 +151,7 @@ class _DropIngest:
         self.drop, self.spec, self.block_bytes = drop, spec, block_bytes
         self.first_use: dict[str, tuple[str, int]] = {}  # id -> (shard, row) where it was accepted
         self.outside: list[Path] = []
+        self.misnamed: list[Path] = []
         self.report = IngestReport()
 
     def shards(self) -> list[Path]:
@@ -149,30 +161,35 @@ class _DropIngest:
         matched = sorted(self.drop.path.glob(self.spec.path_pattern))
         candidates = [p for p in matched if p.name not in skipped and not p.name.startswith(".")]
         self.outside = [p for p in candidates if not p.resolve().is_relative_to(root)]
+        self.misnamed = [p for p in candidates if p not in self.outside and p.is_file() and not _is_utf8(self._name(p))]
         shards, targets = [], set()
         for path in candidates:
             # Folders (and links to them) are not shards; a file reached again through a link is read once.
-            if path in self.outside or not path.is_file() or path.resolve() in targets:
+            if path in self.outside or path in self.misnamed or not path.is_file() or path.resolve() in targets:
                 continue
             targets.add(path.resolve())
             shards.append(path)
         everything = {p for p in self.drop.path.rglob("*") if p.is_file() and p.name not in skipped}
-        ignored = everything - set(shards) - set(self.outside)
-        self.report.ignored_files = sorted(str(p.relative_to(self.drop.path)) for p in ignored)
+        ignored = everything - set(shards) - set(self.outside) - set(self.misnamed)
+        self.report.ignored_files = sorted(_printable(self._name(p)) for p in ignored)
         return shards
+
+    def _name(self, path: Path) -> str:
+        return path.relative_to(self.drop.path).as_posix()
+
+    def _whole_file(self, path: Path, reason: str, detail: str) -> tuple[str, RawBatch]:
+        """A shard quarantined without being opened, as one row."""
+        empty = pl.DataFrame(schema={"row": pl.Int64, "id": pl.String, "text": pl.String, "metadata": pl.String})
+        return _printable(self._name(path)), RawBatch(empty, [Quarantined(None, reason, detail, "")], 1)
 
     def batches(self) -> Iterator[tuple[str, RawBatch]]:
         shards = self.shards()
         for path in self.outside:  # never opened: a link to /etc/passwd must not reach an excerpt
-            detail = f"the file links outside the drop folder ({path.resolve()}); shards must be files inside the drop"
-            yield (
-                path.relative_to(self.drop.path).as_posix(),
-                RawBatch(
-                    pl.DataFrame(schema={"row": pl.Int64, "id": pl.String, "text": pl.String, "metadata": pl.String}),
-                    [Quarantined(None, "outside_drop", detail, "")],
-                    1,
-                ),
-            )
+            target = _printable(str(path.resolve()))
+            detail = f"the file links outside the drop folder ({target}); shards must be files inside the drop"
+            yield self._whole_file(path, "outside_drop", detail)
+        for path in self.misnamed:  # the shard name is part of every doc_id, which is UTF-8
+            yield self._whole_file(path, "invalid_file_name", "the file name is not UTF-8; rename the file")
         for path in shards:
             self.report.shards += 1
             self.report.input_bytes += path.stat().st_size

@@ -54,6 +54,18 @@ def test_linked_folders_are_neither_shards_nor_a_second_copy(tmp_path, pattern):
     accounted(report, documents, quarantine)
 
 
+def test_a_file_name_that_is_not_utf8_is_quarantined_unread(tmp_path):
+    drop = mark_complete(tmp_path / "drops" / "crafted" / "d1")
+    write_jsonl(drop / "a.jsonl", [{"id": "1", "text": "kept"}])
+    write_jsonl(drop / os.fsdecode(b"b\xff.jsonl"), [{"id": "2", "text": "behind a bad name"}])  # crashed the ingest
+    (drop / os.fsdecode(b"notes\xfe.txt")).write_text("not a shard, and not matched by *.jsonl")
+    report, documents, quarantine = run(drop, spec=SourceSpec(name="crafted", id_field="id", path_pattern="*.jsonl"))
+    assert documents["text"].to_list() == ["kept"]
+    assert reasons(quarantine) == {("b\ufffd.jsonl", None): "invalid_file_name"}
+    assert report.ignored_files == ["notes\ufffd.txt"]
+    accounted(report, documents, quarantine)
+
+
 def test_patterns_and_drop_folders_that_leave_the_root_are_refused(tmp_path):
     for pattern in ("../*", "/etc/*", "shards/../../x/*"):
         with pytest.raises(ValueError, match="would read outside the drop folder"):
