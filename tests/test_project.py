@@ -60,3 +60,11 @@ def test_every_lower_bound_is_the_locked_version_the_tests_run_on():
         if have is None or Version(Version(have).public) != Version(floor):
             wrong.append(f"{requirement.name}: pyproject.toml says {floor}, requirements.lock holds {have}")
     assert not wrong, "after `make lock`, set these lower bounds to the locked versions: " + "; ".join(wrong)
+
+
+def test_readme_explains_every_quarantine_reason():
+    from curation_dag.core.ingest import REASONS
+    from curation_dag.core.takedowns import REASON as TAKEN_DOWN
+
+    table = set(re.findall(r"^\| `(\w+)` \|", (PROJECT / "README.md").read_text(), flags=re.MULTILINE))
+    assert set(REASONS) | {TAKEN_DOWN} <= table, "README.md's reason table lacks some quarantine reasons"
