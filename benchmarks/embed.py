@@ -23,8 +23,8 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 
-from curation_dag.core.semantic import SemanticConfig, assign, find_semantic_duplicates, fit_centroids
 from curation_dag.resources.embedder import EmbedderResource, bundled_minilm
+from curation_dag.steps.semantic.semdedup import SemanticConfig, assign, find_semantic_duplicates, fit_centroids
 
 PROJECT = Path(__file__).resolve().parents[1]
 CORPORA = ["web_pages_fulltext", "web_pages_main", "cc_web_samples", "reuters21578", "deb_manpages",

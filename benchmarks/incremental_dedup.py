@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from curation_dag.core.dedup_store import absorb_exact, absorb_near
-from curation_dag.core.minhash import MinHashConfig, band_keys, sign_all
+from curation_dag.steps.dedup.absorb import absorb_exact, absorb_near
+from curation_dag.steps.dedup.minhash import MinHashConfig, band_keys, sign_all
 
 PROJECT = Path(__file__).resolve().parents[1]
 CONFIG = MinHashConfig()

@@ -37,9 +37,9 @@ def run_method(method: str, drop: Path, out: Path) -> dict:
         options = pj.ReadOptions(block_size=64 << 20)  # the default 1 MiB fails on long documents
         docs = sum(pj.read_json(shard, read_options=options).num_rows for shard in shards)
     else:
-        from curation_dag.core.drops import Drop
-        from curation_dag.core.ingest import ingest_drop
-        from curation_dag.core.sources import SourceSpec
+        from curation_dag.steps.ingest.documents import ingest_drop
+        from curation_dag.steps.ingest.drops import Drop
+        from curation_dag.steps.ingest.sources import SourceSpec
 
         spec = SourceSpec(name="bench", id_field="id", metadata_fields=("source",))
         report = ingest_drop(

@@ -27,9 +27,9 @@ HEAD = b'{"id": "1", "text": "the line before the bomb"}\n'
 CHILD = """
 import json, sys
 from pathlib import Path
-from curation_dag.core.drops import Drop
-from curation_dag.core.ingest import ingest_drop
-from curation_dag.core.sources import SourceSpec
+from curation_dag.steps.ingest.drops import Drop
+from curation_dag.steps.ingest.documents import ingest_drop
+from curation_dag.steps.ingest.sources import SourceSpec
 drop = Path(sys.argv[1])
 if len(sys.argv) > 2:
     report = ingest_drop(Drop("bad", drop.name, drop), SourceSpec(name="bad", id_field="id"),

@@ -1,7 +1,7 @@
 """faiss k-means: fit and assignment times for 100k x d unit vectors at k = 100 and 1000.
 
 Vectors are random mixtures around 2,000 centres, unit-normalized, as sentence embeddings are.
-The fit runs `curation_dag.core.semantic.fit_centroids` (spherical k-means, 20 iterations);
+The fit runs `curation_dag.steps.semantic.semdedup.fit_centroids` (spherical k-means, 20 iterations);
 assignment runs `assign` (exact inner-product search) over all 100k vectors.
 
     python benchmarks/kmeans.py [--repeats 3]
@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from curation_dag.core.semantic import SemanticConfig, assign, fit_centroids
+from curation_dag.steps.semantic.semdedup import SemanticConfig, assign, fit_centroids
 
 
 def vectors(count: int, dimension: int, seed: int = 0) -> np.ndarray:

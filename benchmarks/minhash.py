@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from curation_dag.core.dedup import UnionFind, pairs_within
-from curation_dag.core.minhash import MinHashConfig, band_keys, estimated_jaccard, sign_all
+from curation_dag.steps.dedup.minhash import MinHashConfig, band_keys, estimated_jaccard, sign_all
+from curation_dag.steps.dedup.resolve import UnionFind, pairs_within
 
 PROJECT = Path(__file__).resolve().parents[1]
 WORD = re.compile(r"\S+")

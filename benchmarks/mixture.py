@@ -45,10 +45,10 @@ from curation_dag.assets.quality import quality_scores, quality_signals
 from curation_dag.assets.recipe_models import model_assets
 from curation_dag.assets.semantic import semantic_clusters, semantic_duplicates
 from curation_dag.cli import QUIET_RUN
-from curation_dag.core.drops import COMPLETE_MARKER
-from curation_dag.core.mixture import MixtureSpec, decide, token_counts
-from curation_dag.core.recipe_models import model_output
 from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
+from curation_dag.steps.ingest.drops import COMPLETE_MARKER
+from curation_dag.steps.mixtures.selection import MixtureSpec, decide, token_counts
+from curation_dag.steps.recipes.models import model_output
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHIPPED_RECIPES = PROJECT / "dbt_like_recipes"

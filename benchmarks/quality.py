@@ -118,7 +118,7 @@ def run_datatrove(filters: dict, ids: list[str], texts: list[str]) -> tuple[floa
 
 
 def run_ours(texts: pl.Series) -> tuple[float, pl.DataFrame, pl.DataFrame]:
-    from curation_dag.core.quality import rule_passes, text_signals
+    from curation_dag.steps.quality.rules import rule_passes, text_signals
 
     started = time.perf_counter()
     signals = text_signals(texts)
@@ -219,7 +219,7 @@ def counted(cell: list[tuple[str, str]], indices: np.ndarray) -> list[tuple[str,
 
 def compare(corpus: pl.DataFrame, results: dict[str, list], signals: pl.DataFrame, passes: pl.DataFrame) -> dict:
     """Per rule set: confusion counts, (datatrove reason, our first failing rule) counts, disagreeing examples."""
-    from curation_dag.core.quality import RULES
+    from curation_dag.steps.quality.rules import RULES
 
     report = {}
     for rule_set in RULE_SETS:

@@ -28,9 +28,9 @@ from pathlib import Path
 import dagster as dg
 
 from curation_dag.cli import QUIET_RUN
-from curation_dag.core.drops import COMPLETE_MARKER
 from curation_dag.definitions import build_definitions
 from curation_dag.resources import EmbedderResource
+from curation_dag.steps.ingest.drops import COMPLETE_MARKER
 
 PROJECT = Path(__file__).resolve().parents[1]
 SOURCE = "reuters"

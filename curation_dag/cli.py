@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import textwrap
 from pathlib import Path
 
 import click
 import dagster as dg
 
-from curation_dag.core import audit as audits
-from curation_dag.core.dedup_store import Ledger
+from curation_dag.settings import Settings, dagster_home
+from curation_dag.steps.audit import lineage as audits
+from curation_dag.store.ledger import Ledger
 
 QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -25,10 +25,9 @@ def main() -> None:
 @main.command()
 def demo() -> None:
     """Register the complete drops (as the drop sensor does) and run the main job on every drop."""
-    os.environ.setdefault("DAGSTER_HOME", str(Path(".curation/dagster_home").resolve()))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    home = dagster_home()
+    from curation_dag.automation.run_recovery import recover_dead_runs
     from curation_dag.definitions import defs
-    from curation_dag.run_recovery import recover_dead_runs
 
     instance = dg.DagsterInstance.get()
     recover_dead_runs(instance)  # a demo killed midway left its pool slots claimed
@@ -38,7 +37,7 @@ def demo() -> None:
     for request in getattr(tick, "dynamic_partitions_requests", []):
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     keys = instance.get_dynamic_partitions("drops")
-    click.echo(f"Dagster instance: {os.environ['DAGSTER_HOME']} ({len(keys)} drops registered)")
+    click.echo(f"Dagster instance: {home} ({len(keys)} drops registered)")
 
     if not keys:
         raise click.ClickException(f"no complete drops under {defs.resources['drops'].drops_root}")
@@ -105,10 +104,9 @@ def remove(doc_ids, content_hashes, drops, reason: str, requested_by: str) -> No
     """Take documents down: log the request, purge their texts, rebuild every recipe model and mixture."""
     if not (doc_ids or content_hashes or drops):
         raise click.UsageError("name what to take down: --doc-id, --content-hash or --drop (each repeatable)")
-    os.environ.setdefault("DAGSTER_HOME", str(Path(".curation/dagster_home").resolve()))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    dagster_home()
+    from curation_dag.automation.run_recovery import recover_dead_runs
     from curation_dag.definitions import defs
-    from curation_dag.run_recovery import recover_dead_runs
 
     instance = dg.DagsterInstance.get()
     recover_dead_runs(instance)  # a killed run would hold the duckdb pool the rebuild needs
@@ -137,7 +135,7 @@ def remove(doc_ids, content_hashes, drops, reason: str, requested_by: str) -> No
 
 
 def _storage_root() -> str:
-    return os.environ.get("CURATION_STORAGE_ROOT", ".curation")
+    return Settings.from_environment().storage_root
 
 
 def _emit(facts: dict, as_json: bool, lines) -> None:
@@ -157,7 +155,7 @@ def _mixture(reference: str) -> Path:
 
 def _latest_runs(doc_id: str) -> dict:
     """Without a mixture: the latest materialization of each asset behind a fact, from the instance."""
-    os.environ.setdefault("DAGSTER_HOME", str(Path(".curation/dagster_home").resolve()))
+    dagster_home()
     instance = dg.DagsterInstance.get()
     partition = "/".join(doc_id.split("/")[:2])
     produced = {}
@@ -188,7 +186,7 @@ def explain(doc_id: str, mixture: str | None, as_json: bool) -> None:
         raise click.ClickException(str(error)) from None
     if not mixture:
         facts["produced_by"] = _latest_runs(doc_id)
-    drops_root = os.environ.get("CURATION_DROPS_ROOT", "demo_data/drops")
+    drops_root = Settings.from_environment().drops_root
     where = facts["provenance"]
     facts["provenance"]["source_file"] = str(Path(drops_root) / where["source"] / where["drop_id"] / where["shard"])
     _emit(facts, as_json, _explain_lines)

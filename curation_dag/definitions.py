@@ -1,12 +1,8 @@
 """The curation_dag code location: every asset, check, resource, sensor, schedule and job, wired in one place.
 
-Paths come from the environment, with defaults that run the shipped demo from the project folder:
-CURATION_DROPS_ROOT (demo_data/drops), CURATION_RECIPES (dbt_like_recipes), CURATION_STORAGE_ROOT
-(.curation), CURATION_MODEL_CACHE (<storage root>/models) and CURATION_DEVICE (auto: a GPU when one
-is visible, else the CPU). CURATION_AUTOMATION=off starts the sensors and the schedule stopped.
+Paths and the device come from the environment (settings.py), with defaults that run the shipped
+demo from the project folder.
 """
-
-import os
 
 import dagster as dg
 
@@ -18,10 +14,11 @@ from curation_dag.assets.quality import quality_scores, quality_signals
 from curation_dag.assets.recipe_models import model_assets
 from curation_dag.assets.semantic import semantic_clusters, semantic_duplicates
 from curation_dag.assets.takedowns import takedowns
+from curation_dag.automation.run_recovery import dead_runs_sensor
+from curation_dag.automation.schedules import recuration_job, weekly_recuration
+from curation_dag.automation.sensors import automation_sensor, new_drops_sensor
 from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
-from curation_dag.run_recovery import dead_runs_sensor
-from curation_dag.schedules import recuration_job, weekly_recuration
-from curation_dag.sensors import automation_sensor, new_drops_sensor
+from curation_dag.settings import Settings
 
 curation_job = dg.define_asset_job(
     "curation_job",
@@ -91,13 +88,10 @@ def build_definitions(recipes_folder: str, drops_root: str, storage_root: str, e
     )
 
 
-_storage_root = os.environ.get("CURATION_STORAGE_ROOT", ".curation")
+_settings = Settings.from_environment()
 defs = build_definitions(
-    recipes_folder=os.environ.get("CURATION_RECIPES", "dbt_like_recipes"),
-    drops_root=os.environ.get("CURATION_DROPS_ROOT", "demo_data/drops"),
-    storage_root=_storage_root,
-    embedder=EmbedderResource(
-        device=os.environ.get("CURATION_DEVICE", "auto"),
-        cache_dir=os.environ.get("CURATION_MODEL_CACHE", os.path.join(_storage_root, "models")),
-    ),
+    recipes_folder=_settings.recipes,
+    drops_root=_settings.drops_root,
+    storage_root=_settings.storage_root,
+    embedder=EmbedderResource(device=_settings.device, cache_dir=_settings.model_cache),
 )

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from curation_dag.core.drops import COMPLETE_MARKER
+from curation_dag.steps.ingest.drops import COMPLETE_MARKER
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEMO_DROPS = PROJECT / "demo_data" / "drops"

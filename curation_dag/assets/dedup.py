@@ -7,13 +7,14 @@ import polars as pl
 
 from curation_dag.assets.ingest import raw_documents
 from curation_dag.assets.metadata import file_digest, markdown_table
-from curation_dag.automation import on_new_data
+from curation_dag.automation.conditions import on_new_data
 from curation_dag.checks.sql import sql_check
-from curation_dag.core.dedup_config import RateBand
-from curation_dag.core.dedup_store import Ledger, SettingsChanged, absorb_exact, absorb_near, exclusive
-from curation_dag.core.minhash import read_signatures, sign_file
 from curation_dag.partitions import drops_partitions, pending_drops
 from curation_dag.resources import RecipesResource, StorageResource
+from curation_dag.steps.dedup.absorb import SettingsChanged, absorb_exact, absorb_near
+from curation_dag.steps.dedup.config import RateBand
+from curation_dag.steps.dedup.minhash import read_signatures, sign_file
+from curation_dag.store.ledger import Ledger, exclusive
 
 LARGEST_GROUPS = 5
 _DECISION_KEYS = {"doc_id": pl.String, "ordinal": pl.Int64, "drop": pl.String, "duplicate_of": pl.String}

@@ -9,13 +9,13 @@ import polars as pl
 from curation_dag.assets.dedup import near_duplicates
 from curation_dag.assets.ingest import raw_documents
 from curation_dag.assets.metadata import file_digest
-from curation_dag.automation import once_absorbed_by
+from curation_dag.automation.conditions import once_absorbed_by
 from curation_dag.checks.sql import sql_check
-from curation_dag.core.atomic import atomic_path
-from curation_dag.core.dedup_store import Ledger
 from curation_dag.partitions import drops_partitions
 from curation_dag.resources import StorageResource
 from curation_dag.resources.embedder import EmbedderResource
+from curation_dag.store.atomic import atomic_path
+from curation_dag.store.ledger import Ledger
 
 # On Kubernetes (dagster-k8s), each step of this asset asks for one GPU.
 GPU_REQUEST = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}

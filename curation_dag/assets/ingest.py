@@ -12,12 +12,13 @@ from curation_dag.checks.raw_documents import (
     check_accounting,
     check_expectations,
 )
-from curation_dag.core import drop_files, takedowns
-from curation_dag.core.drops import DropNameError
-from curation_dag.core.ingest import REASONS, IngestReport, NothingReadable, ingest_drop
-from curation_dag.core.recipe_files import RecipeError
 from curation_dag.partitions import drops_partitions
 from curation_dag.resources import DropsResource, StorageResource
+from curation_dag.steps.ingest import drop_files
+from curation_dag.steps.ingest.documents import REASONS, IngestReport, NothingReadable, ingest_drop
+from curation_dag.steps.ingest.drops import DropNameError
+from curation_dag.steps.recipes.files import RecipeError
+from curation_dag.steps.takedowns import removal as takedowns
 
 PREVIEW_ROWS = 5
 
@@ -83,7 +84,7 @@ def raw_documents(
 
 
 def _without_taken_down(report: IngestReport, storage: StorageResource, documents: Path, quarantine: Path):
-    """Documents taken down earlier stay out when their drop is ingested again (core/takedowns.py)."""
+    """Documents taken down earlier stay out when their drop is ingested again (steps/takedowns/removal.py)."""
     log = storage.takedown_log()
     purged = takedowns.purge_documents(documents, quarantine, log.removed(), f"taken down earlier, see {log.path}")
     report.accepted -= purged

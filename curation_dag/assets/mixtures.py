@@ -12,11 +12,11 @@ from curation_dag.assets.ingest import raw_documents
 from curation_dag.assets.metadata import markdown_table
 from curation_dag.assets.quality import quality_scores
 from curation_dag.assets.recipe_models import DUCKDB_POOL
-from curation_dag.automation import on_new_data
+from curation_dag.automation.conditions import on_new_data
 from curation_dag.checks.sql import sql_check
-from curation_dag.core.atomic import atomic_path, checked_parquet
-from curation_dag.core.dedup_store import Ledger
-from curation_dag.core.mixture import (
+from curation_dag.resources import StorageResource
+from curation_dag.steps.mixtures.report import render_report, report_metadata
+from curation_dag.steps.mixtures.selection import (
     STAGES,
     Infeasible,
     MixtureSpec,
@@ -28,9 +28,9 @@ from curation_dag.core.mixture import (
     token_counts,
     tokenizer_id,
 )
-from curation_dag.core.recipe_models import OTHER_PIPELINE_ASSETS, PIPELINE_SOURCES, model_output
-from curation_dag.core.report import render_report, report_metadata
-from curation_dag.resources import StorageResource
+from curation_dag.steps.recipes.models import OTHER_PIPELINE_ASSETS, PIPELINE_SOURCES, model_output
+from curation_dag.store.atomic import atomic_path, checked_parquet
+from curation_dag.store.ledger import Ledger
 
 CURRENT = "CURRENT"  # names the folder of the latest materialization
 

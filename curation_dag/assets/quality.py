@@ -11,13 +11,13 @@ import pyarrow.parquet as pq
 from curation_dag.assets.ingest import raw_documents
 from curation_dag.assets.metadata import file_digest, histograms_markdown, markdown_table
 from curation_dag.assets.semantic import fit_id, semantic_clusters
-from curation_dag.automation import on_new_data
+from curation_dag.automation.conditions import on_new_data
 from curation_dag.checks.sql import sql_check
-from curation_dag.core.dedup_store import Ledger, exclusive, write_parquet
-from curation_dag.core.pruning import cluster_complexity
-from curation_dag.core.quality import RULE_SETS, RULES, SIGNAL_RANGES, assess, rule_passes
 from curation_dag.partitions import drops_partitions, pending_drops
 from curation_dag.resources import StorageResource
+from curation_dag.steps.quality.pruning import cluster_complexity
+from curation_dag.steps.quality.rules import RULE_SETS, RULES, SIGNAL_RANGES, assess, rule_passes
+from curation_dag.store.ledger import Ledger, exclusive, write_parquet
 
 BATCH = 2_000  # documents per batch: bounds the exploded word and n-gram tables in memory
 EXAMPLES_PER_RULE = 2

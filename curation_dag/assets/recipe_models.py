@@ -7,10 +7,11 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from curation_dag.assets.metadata import file_digest, markdown_table
-from curation_dag.automation import on_new_data
+from curation_dag.automation.conditions import on_new_data
 from curation_dag.checks.sql import sql_check
-from curation_dag.core.recipe_files import RecipeError
-from curation_dag.core.recipe_models import (
+from curation_dag.resources import StorageResource
+from curation_dag.steps.recipes.files import RecipeError
+from curation_dag.steps.recipes.models import (
     RecipeModel,
     SourceNotReady,
     check_queries,
@@ -18,7 +19,6 @@ from curation_dag.core.recipe_models import (
     model_order,
     run_model,
 )
-from curation_dag.resources import StorageResource
 
 PREVIEW_ROWS = 5
 # DuckDB may take 80% of the machine's memory per connection: recipe models and mixtures share a

@@ -10,13 +10,14 @@ from pydantic import Field
 
 from curation_dag.assets.embed import embeddings
 from curation_dag.assets.metadata import file_digest, histogram_markdown, markdown_table
-from curation_dag.automation import on_new_data
+from curation_dag.automation.conditions import on_new_data
 from curation_dag.checks.sql import sql_check
-from curation_dag.core.atomic import atomic_path
-from curation_dag.core.dedup_store import Ledger, duplicate_counts, exclusive, write_parquet
-from curation_dag.core.semantic import assign, find_semantic_duplicates, fit_centroids
 from curation_dag.partitions import pending_drops
 from curation_dag.resources import EmbedderResource, RecipesResource, StorageResource
+from curation_dag.steps.dedup.absorb import duplicate_counts
+from curation_dag.steps.semantic.semdedup import assign, find_semantic_duplicates, fit_centroids
+from curation_dag.store.atomic import atomic_path
+from curation_dag.store.ledger import Ledger, exclusive, write_parquet
 
 FIT = "fit.json"
 # A cluster this many times the mean size, or an empty one, is flagged: k may not suit the data.

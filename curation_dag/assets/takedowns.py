@@ -4,8 +4,8 @@ import dagster as dg
 from pydantic import Field
 
 from curation_dag.assets.recipe_models import DUCKDB_POOL
-from curation_dag.core import takedowns as core
 from curation_dag.resources import StorageResource
+from curation_dag.steps.takedowns import removal as core
 
 
 class TakedownRequest(dg.Config):

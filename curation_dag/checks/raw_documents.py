@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation_dag.checks.expectations import Expectation, ExpectationSuite
-from curation_dag.core.ingest import DOCUMENTS_SCHEMA
+from curation_dag.steps.ingest.documents import DOCUMENTS_SCHEMA
 
 ACCOUNTING = "every_input_row_accounted_for"
 

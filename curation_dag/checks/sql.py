@@ -5,7 +5,7 @@ import duckdb
 import polars as pl
 
 from curation_dag.assets.metadata import markdown_table
-from curation_dag.core.sql_sandbox import sandboxed
+from curation_dag.steps.recipes.sandbox import sandboxed
 
 EXAMPLES = 5
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from curation_dag.core.drops import COMPLETE_MARKER, Drop, drop_at, find_complete_drops
-from curation_dag.core.sources import SourceSpec
 from curation_dag.resources.recipes import RecipesResource
+from curation_dag.steps.ingest.drops import COMPLETE_MARKER, Drop, drop_at, find_complete_drops
+from curation_dag.steps.ingest.sources import SourceSpec
 
 
 class DropsResource(dg.ConfigurableResource):

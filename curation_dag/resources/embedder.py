@@ -7,7 +7,7 @@ import dagster as dg
 import numpy as np
 from pydantic import Field, PrivateAttr
 
-from curation_dag.core.hashed_ngrams import NGRAM, character_ngram_vectors
+from curation_dag.steps.embed.hashed_ngrams import NGRAM, character_ngram_vectors
 
 # model2vec's distillation (Tulkens & van Dongen 2024) with PCA to 256 dimensions, its default.
 STATIC_DIMENSIONS = 256
@@ -117,7 +117,7 @@ class EmbedderResource(dg.ConfigurableResource):
     def _static_encode(self, texts: list[str]) -> np.ndarray:
         """The static model's mean token vectors, except for texts it cannot read: half or more of
         their tokens unknown, as in a script outside MiniLM's vocabulary. Those get hashed character
-        trigrams (`core/hashed_ngrams.py`), since the mean of their few known tokens, or no token at
+        trigrams (`steps/embed/hashed_ngrams.py`), since the mean of their few known tokens, or no token at
         all, would make unrelated texts look identical."""
         unknown = self._model.unk_token_id
         tokens = self._model.tokenizer.encode_batch_fast(texts, add_special_tokens=False)

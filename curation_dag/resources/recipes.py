@@ -5,9 +5,9 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from curation_dag.core.dedup_config import DedupConfig, load_dedup_config
-from curation_dag.core.semantic import SemanticConfig, load_semantic_config
-from curation_dag.core.sources import SourceSpec, load_sources
+from curation_dag.steps.dedup.config import DedupConfig, load_dedup_config
+from curation_dag.steps.ingest.sources import SourceSpec, load_sources
+from curation_dag.steps.semantic.semdedup import SemanticConfig, load_semantic_config
 
 
 class RecipesResource(dg.ConfigurableResource):

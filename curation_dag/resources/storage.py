@@ -1,4 +1,4 @@
-"""Storage: where every asset's Parquet files live, one folder per asset and partition."""
+"""Storage: the pipeline's outputs under one root, laid out by `store/layout.py`."""
 
 from __future__ import annotations
 
@@ -7,35 +7,44 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from curation_dag.core.atomic import DamagedFile, checked_parquet
-from curation_dag.core.takedowns import TakedownLog, log_of
+from curation_dag.steps.takedowns.removal import TakedownLog, log_of
+from curation_dag.store.atomic import DamagedFile, checked_parquet
+from curation_dag.store.layout import Layout
 
 
 class StorageResource(dg.ConfigurableResource):
-    """Pipeline outputs under one root folder: `<root>/<asset>/<partition key>/`."""
+    """Pipeline outputs under one root folder: `<root>/<asset>/<partition key>/` (store/layout.py)."""
 
     root: str = Field(default=".curation", description="Folder holding every asset's output files.")
 
+    @property
+    def layout(self) -> Layout:
+        return Layout.at(self.root)
+
     def asset_dir(self, asset: str, partition_key: str | None = None) -> Path:
-        folder = Path(self.root) / asset
-        return folder / partition_key if partition_key else folder
+        return self.layout.asset(asset, partition_key)
 
     def drop_files_record(self, partition_key: str) -> Path:
-        """The files of a drop as they were ingested, with their digests (core/drop_files.py)."""
-        return self.asset_dir("raw_documents", partition_key) / "files.json"
+        """The files of a drop as they were ingested, with their digests (steps/ingest/drop_files.py)."""
+        return self.layout.drop_files(partition_key)
 
     def takedown_log(self) -> TakedownLog:
         """The append-only log of takedowns, `<root>/takedowns/log.jsonl`."""
         return log_of(self.root)
 
-    def upstream_file(self, asset: str, partition_key: str, name: str) -> Path:
-        """An upstream output file, or a failure saying which asset to materialize for which drop."""
-        path = self.asset_dir(asset, partition_key) / name
+    def upstream(self, path: Path, asset: str, partition_key: str | None = None) -> Path:
+        """`path`, an output of `asset` (for one drop), once it exists and, for Parquet, reads whole;
+        else a failure saying which asset to materialize, for which drop."""
+        which = f"{asset} for drop {partition_key}" if partition_key else asset
         if not path.is_file():
-            raise dg.Failure(description=f"{path} is missing: materialize {asset} for drop {partition_key} first")
+            raise dg.Failure(description=f"{path} is missing: materialize {which} first")
         if path.suffix == ".parquet":
             try:
-                checked_parquet(path, f"Materialize {asset} for drop {partition_key} again to rewrite it.")
+                checked_parquet(path, f"Materialize {which} again to rewrite it.")
             except DamagedFile as error:
                 raise dg.Failure(description=str(error)) from None
         return path
+
+    def upstream_file(self, asset: str, partition_key: str, name: str) -> Path:
+        """An upstream output file, or a failure saying which asset to materialize for which drop."""
+        return self.upstream(self.asset_dir(asset, partition_key) / name, asset, partition_key)

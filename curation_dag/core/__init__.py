@@ -1,1 +1,0 @@
-"""Dagster-free algorithms: drops, sources, shard reading and ingest."""

@@ -1,0 +1,43 @@
+"""Every setting the environment gives the project, read here and nowhere else.
+
+The defaults run the shipped demo from the project folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage_root: str = ".curation"  # CURATION_STORAGE_ROOT: every asset's outputs (store/layout.py)
+    recipes: str = "dbt_like_recipes"  # CURATION_RECIPES: sources, configs, SQL models and mixtures
+    drops_root: str = "demo_data/drops"  # CURATION_DROPS_ROOT: one folder per source, one per drop below
+    model_cache: str | None = None  # CURATION_MODEL_CACHE: the embedders' files; <storage root>/models if unset
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # CURATION_DEVICE: auto takes a GPU when one is visible
+    automation: bool = True  # CURATION_AUTOMATION=off starts the sensors and the schedule stopped
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        default = cls()
+        storage_root = environ.get("CURATION_STORAGE_ROOT", default.storage_root)
+        return cls(
+            storage_root=storage_root,
+            recipes=environ.get("CURATION_RECIPES", default.recipes),
+            drops_root=environ.get("CURATION_DROPS_ROOT", default.drops_root),
+            model_cache=environ.get("CURATION_MODEL_CACHE", os.path.join(storage_root, "models")),
+            device=environ.get("CURATION_DEVICE", default.device),
+            automation=environ.get("CURATION_AUTOMATION", "on").lower() != "off",
+        )
+
+
+def dagster_home() -> Path:
+    """Sets DAGSTER_HOME, for `curate` run outside the Makefile, to `.curation/dagster_home` unless it is
+    set, and creates the folder: the Dagster instance the commands use."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".curation/dagster_home").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    return home

@@ -1,0 +1,78 @@
+"""The ledger of an incremental asset: the drops it has absorbed, in order, each committed last, once
+the drop's decision file is in place. A drop missing from the ledger (a crash mid-absorb) is simply
+absorbed again, its files rewritten."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+
+from curation_dag.store.atomic import atomic_path, checked_parquet
+
+LEDGER = "ledger.json"
+
+
+class Ledger:
+    """The drops an incremental asset has absorbed, in order; the commit point of each absorb."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        path = self.folder / LEDGER
+        self.drops: list[dict] = json.loads(path.read_text())["drops"] if path.exists() else []
+
+    @property
+    def keys(self) -> list[str]:
+        return [entry["key"] for entry in self.drops]
+
+    def decision_file(self, key: str) -> Path:
+        return self.folder / "decisions" / f"{key}.parquet"
+
+    def committed(self, key: str) -> Path:
+        """The decision file of an absorbed drop, checked whole (DamagedFile says how to rebuild)."""
+        recovery = (
+            f"Rebuild {self.folder.name}: delete {self.folder} and materialize it again; it absorbs every drop "
+            "again, in arrival order, and so do the incremental assets downstream of it once theirs are deleted."
+        )
+        return checked_parquet(self.decision_file(key), recovery)
+
+    def decision_files(self) -> list[Path]:
+        return [self.committed(key) for key in self.keys]
+
+    def reset(self) -> None:
+        """Forget every absorbed drop: each is absorbed again, its files rewritten."""
+        (self.folder / LEDGER).unlink(missing_ok=True)
+        self.drops = []
+
+    def commit(self, entry: dict) -> None:
+        """Record an absorbed drop, once its files are in place."""
+        self.drops.append(entry)
+        with atomic_path(self.folder / LEDGER) as temporary:
+            temporary.write_text(json.dumps({"drops": self.drops}, indent=1))
+
+    def digest(self) -> str:
+        """Changes exactly when a drop is absorbed: the data version of the asset."""
+        return hashlib.sha256(json.dumps(self.drops, sort_keys=True).encode()).hexdigest()[:24]
+
+    def scan_decisions(self) -> pl.LazyFrame | None:
+        paths = self.decision_files()
+        return pl.scan_parquet(paths) if paths else None
+
+
+@contextlib.contextmanager
+def exclusive(folder: Path) -> Iterator[None]:
+    """Hold the folder's lock: two runs absorbing at once would both append the same drop."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with open(Path(folder) / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    with atomic_path(path) as temporary:
+        frame.write_parquet(temporary, compression="zstd", statistics=True)
