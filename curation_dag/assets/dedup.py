@@ -6,9 +6,9 @@ import dagster as dg
 import polars as pl
 
 from curation_dag.assets.ingest import raw_documents
-from curation_dag.assets.metadata import file_digest, markdown_table
 from curation_dag.automation.conditions import on_new_data
 from curation_dag.checks.sql import sql_check
+from curation_dag.metadata import file_digest, markdown_table
 from curation_dag.partitions import drops_partitions, pending_drops
 from curation_dag.resources import RecipesResource, StorageResource
 from curation_dag.steps.dedup.absorb import SettingsChanged, absorb_exact, absorb_near

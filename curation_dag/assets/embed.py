@@ -8,9 +8,9 @@ import polars as pl
 
 from curation_dag.assets.dedup import near_duplicates
 from curation_dag.assets.ingest import raw_documents
-from curation_dag.assets.metadata import file_digest
 from curation_dag.automation.conditions import once_absorbed_by
 from curation_dag.checks.sql import sql_check
+from curation_dag.metadata import file_digest
 from curation_dag.partitions import drops_partitions
 from curation_dag.resources import StorageResource
 from curation_dag.resources.embedder import EmbedderResource

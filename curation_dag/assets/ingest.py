@@ -5,13 +5,13 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from curation_dag.assets.metadata import file_digest, markdown_table
 from curation_dag.checks.raw_documents import (
     RAW_DOCUMENTS_SUITE,
     accounting_spec,
     check_accounting,
     check_expectations,
 )
+from curation_dag.metadata import file_digest, markdown_table
 from curation_dag.partitions import drops_partitions
 from curation_dag.resources import DropsResource, StorageResource
 from curation_dag.steps.ingest import drop_files

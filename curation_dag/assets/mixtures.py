@@ -9,11 +9,11 @@ import dagster as dg
 import polars as pl
 
 from curation_dag.assets.ingest import raw_documents
-from curation_dag.assets.metadata import markdown_table
 from curation_dag.assets.quality import quality_scores
 from curation_dag.assets.recipe_models import DUCKDB_POOL
 from curation_dag.automation.conditions import on_new_data
 from curation_dag.checks.sql import sql_check
+from curation_dag.metadata import markdown_table
 from curation_dag.resources import StorageResource
 from curation_dag.steps.mixtures.report import render_report, report_metadata
 from curation_dag.steps.mixtures.selection import (

@@ -9,10 +9,10 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from curation_dag.assets.ingest import raw_documents
-from curation_dag.assets.metadata import file_digest, histograms_markdown, markdown_table
 from curation_dag.assets.semantic import fit_id, semantic_clusters
 from curation_dag.automation.conditions import on_new_data
 from curation_dag.checks.sql import sql_check
+from curation_dag.metadata import file_digest, histograms_markdown, markdown_table
 from curation_dag.partitions import drops_partitions, pending_drops
 from curation_dag.resources import StorageResource
 from curation_dag.steps.quality.pruning import cluster_complexity

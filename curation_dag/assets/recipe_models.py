@@ -6,9 +6,9 @@ import dagster as dg
 import polars as pl
 import pyarrow.parquet as pq
 
-from curation_dag.assets.metadata import file_digest, markdown_table
 from curation_dag.automation.conditions import on_new_data
 from curation_dag.checks.sql import sql_check
+from curation_dag.metadata import file_digest, markdown_table
 from curation_dag.resources import StorageResource
 from curation_dag.steps.recipes.files import RecipeError
 from curation_dag.steps.recipes.models import (

@@ -9,9 +9,9 @@ import polars as pl
 from pydantic import Field
 
 from curation_dag.assets.embed import embeddings
-from curation_dag.assets.metadata import file_digest, histogram_markdown, markdown_table
 from curation_dag.automation.conditions import on_new_data
 from curation_dag.checks.sql import sql_check
+from curation_dag.metadata import file_digest, histogram_markdown, markdown_table
 from curation_dag.partitions import pending_drops
 from curation_dag.resources import EmbedderResource, RecipesResource, StorageResource
 from curation_dag.steps.dedup.absorb import duplicate_counts

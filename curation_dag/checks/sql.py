@@ -4,7 +4,7 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from curation_dag.assets.metadata import markdown_table
+from curation_dag.metadata import markdown_table
 from curation_dag.steps.recipes.sandbox import sandboxed
 
 EXAMPLES = 5

@@ -49,6 +49,14 @@ class Ledger:
         (self.folder / LEDGER).unlink(missing_ok=True)
         self.drops = []
 
+    def reset_unless(self, **recorded: object) -> bool:
+        """Forget every absorbed drop unless each was absorbed with these entry fields (the fit or the
+        settings its decisions depend on); True when it reset, so every drop is absorbed again."""
+        if all(entry.get(name) == value for entry in self.drops for name, value in recorded.items()):
+            return False
+        self.reset()
+        return True
+
     def commit(self, entry: dict) -> None:
         """Record an absorbed drop, once its files are in place."""
         self.drops.append(entry)

@@ -21,7 +21,7 @@ import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from curation_dag.assets.metadata import markdown_table
+from curation_dag.metadata import markdown_table
 from curation_dag.steps.mixtures.selection import STAGES
 from curation_dag.steps.quality.rules import RULES
 from curation_dag.store.atomic import atomic_path

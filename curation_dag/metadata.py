@@ -1,4 +1,4 @@
-"""Helpers for asset metadata and data versions: markdown tables, plots, file digests."""
+"""Helpers for asset metadata and data versions, Dagster-free: markdown tables, plots, file digests."""
 
 from __future__ import annotations
 
