@@ -7,10 +7,12 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas loads only when a suite runs
+    import pandas as pd
 
 
 @dataclass(frozen=True)
