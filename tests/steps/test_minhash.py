@@ -11,6 +11,7 @@ from curation_dag.steps.dedup.minhash import (
     MinHashConfig,
     band_keys,
     estimated_jaccard,
+    optimal_band_shape,
     read_signatures,
     sign,
     sign_file,
@@ -104,6 +105,22 @@ def test_band_shape_follows_datasketch_unless_given():
     assert MinHashConfig().band_shape() == (25, 5)
     assert MinHashConfig(lsh_threshold=0.8).band_shape() == (9, 13)
     assert MinHashConfig(bands=16, rows=8).band_shape() == (16, 8)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "num_perm", "weights"),
+    [
+        (0.5, 128, (0.5, 0.5)),
+        (0.8, 128, (0.5, 0.5)),
+        (0.3, 64, (0.5, 0.5)),
+        (0.9, 256, (0.5, 0.5)),
+        (0.7, 96, (0.2, 0.8)),
+    ],
+)
+def test_optimal_band_shape_is_datasketchs(threshold, num_perm, weights):
+    from datasketch.lsh import _optimal_param  # the oracle: the private function MinHashLSH calls
+
+    assert optimal_band_shape(threshold, num_perm, *weights) == _optimal_param(threshold, num_perm, *weights)
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from curation_dag.steps.hashing import splitmix64
 from curation_dag.store.atomic import atomic_path
 
 # An empty bin before densification; real bin values are < 2**32.
@@ -73,28 +74,47 @@ class MinHashConfig(BaseModel):
         return self
 
     def band_shape(self) -> tuple[int, int]:
-        """(bands, rows): as given, else datasketch's optimum for `lsh_threshold` (equal FP/FN weights)."""
+        """(bands, rows): as given, else the optimum for `lsh_threshold` (equal FP/FN weights)."""
         if self.bands:
             return self.bands, self.rows
-        from datasketch.lsh import _optimal_param
-
-        return _optimal_param(self.lsh_threshold, self.num_perm, 0.5, 0.5)
+        return optimal_band_shape(self.lsh_threshold, self.num_perm)
 
 
-def _mix(values: np.ndarray) -> np.ndarray:
-    """The splitmix64 finalizer (Steele, Lea & Flood 2014): a bijective, well-spread 64-bit mix."""
-    values = values ^ (values >> np.uint64(30))
-    values *= np.uint64(0xBF58476D1CE4E5B9)
-    values ^= values >> np.uint64(27)
-    values *= np.uint64(0x94D049BB133111EB)
-    return values ^ (values >> np.uint64(31))
+def _shares_a_band(similarity: float, bands: int, rows: int) -> float:
+    """The probability that two documents of this Jaccard similarity share at least one band."""
+    return 1 - (1 - similarity**rows) ** bands
+
+
+def _shares_no_band(similarity: float, bands: int, rows: int) -> float:
+    return 1 - _shares_a_band(similarity, bands, rows)
+
+
+@functools.cache
+def optimal_band_shape(
+    threshold: float, num_perm: int, false_positive_weight: float = 0.5, false_negative_weight: float = 0.5
+) -> tuple[int, int]:
+    """The (bands, rows), bands x rows <= num_perm, that minimize the weighted false positive and false
+    negative probabilities: the area under LSH's S-curve 1 - (1 - s**rows)**bands below `threshold`, and
+    the area above it under 1 minus the curve (Leskovec, Rajaraman & Ullman, Mining of Massive Datasets,
+    ch. 3.4). The same search, and the same choice, as datasketch's `MinHashLSH`."""
+    from scipy.integrate import quad
+
+    least, best = float("inf"), (0, 0)
+    for bands in range(1, num_perm + 1):
+        for rows in range(1, num_perm // bands + 1):
+            false_positive = quad(_shares_a_band, 0.0, threshold, args=(bands, rows))[0]
+            false_negative = quad(_shares_no_band, threshold, 1.0, args=(bands, rows))[0]
+            error = false_positive * false_positive_weight + false_negative * false_negative_weight
+            if error < least:
+                least, best = error, (bands, rows)
+    return best
 
 
 def _constants(seed: int, count: int, salt: int) -> np.ndarray:
     """`count` odd 64-bit constants derived from the seed."""
-    return _mix(np.arange(count, dtype=np.uint64) + np.uint64((seed * 0x9E3779B97F4A7C15 + salt) % 2**64)) | np.uint64(
-        1
-    )
+    return splitmix64(
+        np.arange(count, dtype=np.uint64) + np.uint64((seed * 0x9E3779B97F4A7C15 + salt) % 2**64)
+    ) | np.uint64(1)
 
 
 _powers_cache: list[np.ndarray] = []
@@ -151,7 +171,7 @@ def _shingle_hashes(texts: pl.Series, config: MinHashConfig) -> tuple[np.ndarray
         unit_starts = np.flatnonzero(~space & previous_space)
         unit_ends = np.flatnonzero(~space & next_space) + 1
         unit_doc = np.searchsorted(offsets, unit_starts, side="right") - 1
-        unit_hashes = _mix(_substring_hashes(data, unit_starts, unit_ends))
+        unit_hashes = splitmix64(_substring_hashes(data, unit_starts, unit_ends))
     # A shingle starts at every unit with n-1 more units in the same document, and at the first
     # unit of a document shorter than n units; terms past the document's end are left out.
     multipliers = _constants(config.seed, n, salt=1)
@@ -178,7 +198,7 @@ def sign(texts: pl.Series, config: MinHashConfig) -> tuple[np.ndarray, np.ndarra
     """
     k = config.num_perm
     shingles, doc = _shingle_hashes(texts, config)
-    hashed = _mix(shingles ^ _constants(config.seed, 1, salt=2)[0])
+    hashed = splitmix64(shingles ^ _constants(config.seed, 1, salt=2)[0])
     bins = ((hashed >> np.uint64(32)) * np.uint64(k)) >> np.uint64(32)
     flat = np.full(len(texts) * k, _EMPTY, dtype=np.uint64)
     np.minimum.at(flat, doc.astype(np.uint64) * np.uint64(k) + bins, hashed & np.uint64(0xFFFFFFFF))
@@ -254,7 +274,7 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int, seed: int) -> np.nd
     blocks = signatures[:, : bands * rows].reshape(len(signatures), bands, rows).astype(np.uint64)
     multipliers = _constants(seed, rows, salt=3)
     keys = (blocks * multipliers).sum(axis=2, dtype=np.uint64)
-    return _mix(keys + _constants(seed, bands, salt=4))
+    return splitmix64(keys + _constants(seed, bands, salt=4))
 
 
 def estimated_jaccard(left: np.ndarray, right: np.ndarray) -> np.ndarray:

@@ -10,6 +10,8 @@ them in a vector of any size, in which texts sharing few n-grams are nearly orth
 
 import numpy as np
 
+from curation_dag.steps.hashing import splitmix64
+
 NGRAM = 3  # character trigrams, the shortest of fastText's default 3- to 6-grams
 _MULTIPLIER = np.uint64(0x100000001B3)  # the FNV-1a 64-bit prime, to combine a gram's code points
 
@@ -28,16 +30,9 @@ def character_ngram_vectors(texts: list[str], dimension: int) -> np.ndarray:
         grams = np.zeros(count, dtype=np.uint64)
         for offset in range(NGRAM):
             grams = grams * _MULTIPLIER + codes[offset : offset + count]  # wraps modulo 2**64
-        hashed = _mix(grams)
+        hashed = splitmix64(grams)
         buckets = (hashed % np.uint64(dimension)).astype(np.intp)
         signed = np.bincount(buckets, weights=np.where(hashed >> np.uint64(63), -1.0, 1.0), minlength=dimension)
         # Signs of different grams can cancel out, in a text of a few grams: count them unsigned then.
         vectors[row] = signed if signed.any() else np.bincount(buckets, minlength=dimension)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
-def _mix(values: np.ndarray) -> np.ndarray:
-    """SplitMix64's finalizer (Steele et al. 2014): every input bit flips each output bit with probability ~1/2."""
-    values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return values ^ (values >> np.uint64(31))
