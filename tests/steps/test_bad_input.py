@@ -11,8 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from curation_dag.steps.ingest.documents import REASONS, NothingReadable
+from curation_dag.steps.ingest.documents import NothingReadable
 from curation_dag.steps.ingest.drops import find_complete_drops
+from curation_dag.steps.ingest.reasons import Reason
 from curation_dag.steps.ingest.sources import SourceSpec
 from tests.conftest import mark_complete, write_jsonl
 from tests.steps.test_ingest import run
@@ -24,7 +25,7 @@ def reasons(quarantine) -> dict:
 
 def accounted(report, documents, quarantine) -> None:
     assert report.input_rows == report.accepted + report.quarantined == documents.height + quarantine.height
-    assert set(quarantine["reason"]) <= set(REASONS)
+    assert set(quarantine["reason"]) <= set(Reason)
 
 
 def test_links_leaving_the_drop_are_quarantined_unread(tmp_path):

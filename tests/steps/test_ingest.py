@@ -4,8 +4,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from curation_dag.steps.ingest.documents import REASONS, NothingReadable, ingest_drop, sha256_hex
+from curation_dag.steps.ingest.documents import NothingReadable, ingest_drop, sha256_hex
 from curation_dag.steps.ingest.drops import Drop
+from curation_dag.steps.ingest.reasons import Reason
 from curation_dag.steps.ingest.sources import SourceSpec
 from tests.conftest import mark_complete, write_jsonl
 
@@ -46,7 +47,7 @@ def test_every_bad_input_class_is_quarantined_with_its_reason(bad_drop):
     assert quarantine.filter(pl.col("shard") == "c.parquet")["row"].to_list() == [1, 2, 3]
     assert reasons[("d.csv", None)] == "unknown_file_type"
     assert reasons[("g.parquet", None)] == "unreadable_file"
-    assert set(quarantine["reason"]) <= set(REASONS)
+    assert set(quarantine["reason"]) <= set(Reason)
 
     assert report.input_rows == 14 + (kept_before_cut + 1) + 3 + 1 + 2 + 2 + 1
     assert report.accepted == documents.height == 2 + kept_before_cut + 2 + 2

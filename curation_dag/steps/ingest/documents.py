@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation_dag.steps.ingest.drops import COMPLETE_MARKER, Drop
+from curation_dag.steps.ingest.reasons import Reason
 from curation_dag.steps.ingest.shards import BLOCK_BYTES, Quarantined, RawBatch, excerpt, read_shard
 from curation_dag.steps.ingest.sources import SourceSpec
 from curation_dag.store.atomic import atomic_path
@@ -51,29 +52,6 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("excerpt", pa.string(), nullable=False),
     ]
 )
-
-REASONS = {
-    "blank_line": "an empty line in a JSONL shard",
-    "invalid_utf8": "bytes that are not UTF-8 (a JSONL line or a Parquet string column), or a lone surrogate escape",
-    "malformed_json": "the line is not a JSON object",
-    "missing_text": "the text field is absent or null",
-    "non_string_text": "the text field is not a string",
-    "empty_text": "the text is empty or whitespace only",
-    "text_too_large": "the text is larger than the source's max_text_bytes",
-    "invalid_id": "the id field is absent, null, or not a string or integer",
-    "duplicate_id": "the id was already used earlier in the drop",
-    "truncated_file": "a compressed shard ends early; lines before the cut are kept",
-    "unreadable_file": "the shard cannot be opened or decompressed, or a Parquet row group cannot be decoded",
-    "missing_text_column": "a Parquet shard without the text column",
-    "duplicate_column": "a Parquet shard with two columns of the name of the text, id or a metadata field",
-    "unknown_file_type": "a file that is not a shard of the source's format",
-    "decompressed_too_large": "a compressed shard that decodes to over 100 times its size (a decompression bomb)",
-    "line_too_long": "a JSONL line over 8x max_text_bytes plus one block; skipped without being held",
-    "too_deeply_nested": "a JSONL line nested over 128 levels, found by a byte scan before parsing",
-    "invalid_file_name": "a shard whose file name is not UTF-8; it is never opened",
-    "outside_drop": "a shard that links outside the drop folder; it is never opened",
-}
-
 
 # zstd level 1 compresses text about 3.7x at a fraction of level 3's cost (benchmarks/ingest.py); the
 # file keeps plain UTF-8 string columns rather than the in-memory string views.
@@ -177,7 +155,7 @@ class _DropIngest:
     def _name(self, path: Path) -> str:
         return path.relative_to(self.drop.path).as_posix()
 
-    def _whole_file(self, path: Path, reason: str, detail: str) -> tuple[str, RawBatch]:
+    def _whole_file(self, path: Path, reason: Reason, detail: str) -> tuple[str, RawBatch]:
         """A shard quarantined without being opened, as one row."""
         empty = pl.DataFrame(schema={"row": pl.Int64, "id": pl.String, "text": pl.String, "metadata": pl.String})
         return _printable(self._name(path)), RawBatch(empty, [Quarantined(None, reason, detail, "")], 1)
@@ -187,9 +165,9 @@ class _DropIngest:
         for path in self.outside:  # never opened: a link to /etc/passwd must not reach an excerpt
             target = _printable(str(path.resolve()))
             detail = f"the file links outside the drop folder ({target}); shards must be files inside the drop"
-            yield self._whole_file(path, "outside_drop", detail)
+            yield self._whole_file(path, Reason.OUTSIDE_DROP, detail)
         for path in self.misnamed:  # the shard name is part of every doc_id, which is UTF-8
-            yield self._whole_file(path, "invalid_file_name", "the file name is not UTF-8; rename the file")
+            yield self._whole_file(path, Reason.INVALID_FILE_NAME, "the file name is not UTF-8; rename the file")
         for path in shards:
             self.report.shards += 1
             self.report.input_bytes += path.stat().st_size
@@ -202,14 +180,14 @@ class _DropIngest:
         size = pl.col("normalized").str.len_bytes()
         reason = (
             pl.when(pl.col("text").is_null())
-            .then(pl.lit("missing_text"))
+            .then(pl.lit(Reason.MISSING_TEXT))
             .when(size == 0)
-            .then(pl.lit("empty_text"))
+            .then(pl.lit(Reason.EMPTY_TEXT))
             .when(size > self.spec.max_text_bytes)
-            .then(pl.lit("text_too_large"))
+            .then(pl.lit(Reason.TEXT_TOO_LARGE))
         )
         if self.spec.id_field:
-            reason = reason.when(pl.col("id").is_null()).then(pl.lit("invalid_id"))
+            reason = reason.when(pl.col("id").is_null()).then(pl.lit(Reason.INVALID_ID))
         records = records.with_columns(reason.otherwise(pl.lit(None, dtype=pl.String)).alias("reason"))
         records = self._mark_duplicate_ids(records, shard)
 
@@ -217,7 +195,10 @@ class _DropIngest:
         for row in records.filter(pl.col("reason").is_not_null()).iter_rows(named=True):
             quarantined.append(
                 Quarantined(
-                    row["row"], row["reason"], self._detail(row), excerpt(row["text"] or json.dumps({"id": row["id"]}))
+                    row["row"],
+                    Reason(row["reason"]),
+                    self._detail(row),
+                    excerpt(row["text"] or json.dumps({"id": row["id"]})),
                 )
             )
         accepted = records.filter(pl.col("reason").is_null())
@@ -249,20 +230,20 @@ class _DropIngest:
         for index, (row, identifier) in enumerate(zip(records["row"].to_list(), records["id"].to_list(), strict=True)):
             if reasons[index] is None:
                 if identifier in first_use:
-                    reasons[index] = "duplicate_id"
+                    reasons[index] = Reason.DUPLICATE_ID
                 else:
                     first_use[identifier] = (shard, row)
         return records.with_columns(pl.Series("reason", reasons, dtype=pl.String))
 
     def _detail(self, row: dict) -> str:
         reason, spec = row["reason"], self.spec
-        if reason == "missing_text":
+        if reason == Reason.MISSING_TEXT:
             return f"field {spec.text_field!r} is missing or null"
-        if reason == "empty_text":
+        if reason == Reason.EMPTY_TEXT:
             return f"field {spec.text_field!r} is empty or whitespace only"
-        if reason == "text_too_large":
+        if reason == Reason.TEXT_TOO_LARGE:
             return f"text is {len(row['normalized'].encode())} bytes, over max_text_bytes={spec.max_text_bytes}"
-        if reason == "invalid_id":
+        if reason == Reason.INVALID_ID:
             return f"field {spec.id_field!r} is missing or null"
         shard, first_row = self.first_use[row["id"]]
         return f"id {row['id']!r} was first used by {self.drop.key}/{shard}#{first_row}"

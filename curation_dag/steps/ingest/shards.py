@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import zstandard
 from isal import isal_zlib
 
+from curation_dag.steps.ingest.reasons import Reason
 from curation_dag.steps.ingest.sources import SourceSpec
 
 EXCERPT_CHARS = 200
@@ -74,7 +75,7 @@ class Quarantined:
     """An input row (or a whole file, when row is None) that was not accepted, and why."""
 
     row: int | None
-    reason: str
+    reason: Reason
     detail: str
     excerpt: str
 
@@ -128,7 +129,7 @@ def _metadata_json(frame: pl.DataFrame, fields: list[str]) -> pl.Series:
 class DamagedStream(Exception):
     """The compressed stream ended early or is corrupt; `tail` holds the partial line read before it."""
 
-    def __init__(self, reason: str, detail: str, tail: bytes = b""):
+    def __init__(self, reason: Reason, detail: str, tail: bytes = b""):
         super().__init__(detail)
         self.reason, self.detail, self.tail = reason, detail, tail
 
@@ -173,7 +174,7 @@ def _decompressed_chunks(path: Path) -> Iterator[bytes]:
                         if decoded > limit:
                             yield piece[: len(piece) - (decoded - limit)]  # the lines before the limit stay
                             raise DamagedStream(
-                                "decompressed_too_large",
+                                Reason.DECOMPRESSED_TOO_LARGE,
                                 f"decodes to over {limit:,} bytes, {MAX_RATIO} times the file's size: a "
                                 "decompression bomb, or a shard to split",
                             )
@@ -182,14 +183,14 @@ def _decompressed_chunks(path: Path) -> Iterator[bytes]:
                 except _Leftover as leftover:
                     chunk = leftover.data
                 except (isal_zlib.error, zstandard.ZstdError) as error:
-                    raise DamagedStream("unreadable_file", f"corrupt compressed data: {error}") from None
+                    raise DamagedStream(Reason.UNREADABLE_FILE, f"corrupt compressed data: {error}") from None
                 # Concatenated members (gzip) or frames (zstd) are one stream.
                 if decompressor.eof:
                     chunk = chunk or decompressor.unused_data
                     if chunk:
                         decompressor = make()
         if not decompressor.eof:
-            raise DamagedStream("truncated_file", "compressed stream ends before its end marker (truncated file)")
+            raise DamagedStream(Reason.TRUNCATED_FILE, "compressed stream ends before its end marker (truncated file)")
 
 
 @dataclass
@@ -353,16 +354,16 @@ def _slow_parse(block: bytes, spec: SourceSpec, first_row: int) -> RawBatch:
     for row, line in enumerate(lines, start=first_row):
         problem = None
         if not line.strip():
-            problem = ("blank_line", "blank line; JSON Lines needs one JSON object per line")
+            problem = (Reason.BLANK_LINE, "blank line; JSON Lines needs one JSON object per line")
         elif line.count(b"[") + line.count(b"{") > MAX_NESTING and (depth := _nesting(line)) > MAX_NESTING:
-            problem = ("too_deeply_nested", f"nested {depth} levels deep; at most {MAX_NESTING} are read")
+            problem = (Reason.TOO_DEEPLY_NESTED, f"nested {depth} levels deep; at most {MAX_NESTING} are read")
         else:
             try:
                 record = json.loads(line.decode("utf-8"), object_pairs_hook=_first_value_wins)
             except UnicodeDecodeError as error:
-                problem = ("invalid_utf8", f"invalid UTF-8 at byte {error.start} of the line")
+                problem = (Reason.INVALID_UTF8, f"invalid UTF-8 at byte {error.start} of the line")
             except json.JSONDecodeError as error:
-                problem = ("malformed_json", f"malformed JSON: {error.msg} at column {error.colno}")
+                problem = (Reason.MALFORMED_JSON, f"malformed JSON: {error.msg} at column {error.colno}")
             else:
                 problem = _record_problem(record, spec)
         if problem:
@@ -377,21 +378,21 @@ def _slow_parse(block: bytes, spec: SourceSpec, first_row: int) -> RawBatch:
     return RawBatch(_records_frame(rows, ids, texts, metadata), quarantined, len(lines))
 
 
-def _record_problem(record: object, spec: SourceSpec) -> tuple[str, str] | None:
+def _record_problem(record: object, spec: SourceSpec) -> tuple[Reason, str] | None:
     if not isinstance(record, dict):
-        return "malformed_json", f"a JSON {type(record).__name__} where an object was expected"
+        return Reason.MALFORMED_JSON, f"a JSON {type(record).__name__} where an object was expected"
     text = record.get(spec.text_field)
     if text is not None and not isinstance(text, str):
-        return "non_string_text", f"field {spec.text_field!r} is a {type(text).__name__}, not a string"
+        return Reason.NON_STRING_TEXT, f"field {spec.text_field!r} is a {type(text).__name__}, not a string"
     identifier = record.get(spec.id_field) if spec.id_field else None
     if identifier is not None and (isinstance(identifier, bool) or not isinstance(identifier, (str, int))):
-        return "invalid_id", f"field {spec.id_field!r} is a {type(identifier).__name__}, not a string or integer"
+        return Reason.INVALID_ID, f"field {spec.id_field!r} is a {type(identifier).__name__}, not a string or integer"
     for name in (spec.text_field, spec.id_field, *spec.metadata_fields):
         value = record.get(name) if name else None
         try:
             (value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)).encode("utf-8")
         except UnicodeEncodeError:
-            return "invalid_utf8", f"field {name!r} holds a lone surrogate (an unpaired \\uD800-\\uDFFF escape)"
+            return Reason.INVALID_UTF8, f"field {name!r} holds a lone surrogate (an unpaired \\uD800-\\uDFFF escape)"
     return None
 
 
@@ -409,7 +410,7 @@ def read_jsonl(path: Path, spec: SourceSpec, block_bytes: int = BLOCK_BYTES) -> 
                 )
                 yield RawBatch(
                     _records_frame([], [], [], {}),
-                    [Quarantined(next_row, "line_too_long", detail, excerpt(block.head))],
+                    [Quarantined(next_row, Reason.LINE_TOO_LONG, detail, excerpt(block.head))],
                     1,
                 )
                 next_row += 1
@@ -442,20 +443,20 @@ def _as_text(column: pa.Array) -> pa.Array:
     return column
 
 
-def _text_problem(kind: pa.DataType | None, spec: SourceSpec, names: set[str]) -> tuple[str, str] | None:
+def _text_problem(kind: pa.DataType | None, spec: SourceSpec, names: set[str]) -> tuple[Reason, str] | None:
     if kind is None:
-        return "missing_text_column", f"no column {spec.text_field!r}; columns are {sorted(names)}"
+        return Reason.MISSING_TEXT_COLUMN, f"no column {spec.text_field!r}; columns are {sorted(names)}"
     if pa.types.is_dictionary(kind):
         kind = kind.value_type
     if not (_stringlike(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind)):
-        return "non_string_text", f"column {spec.text_field!r} has type {kind}, not string"
+        return Reason.NON_STRING_TEXT, f"column {spec.text_field!r} has type {kind}, not string"
     return None
 
 
-def _id_problem(kind: pa.DataType | None, spec: SourceSpec) -> tuple[str, str] | None:
+def _id_problem(kind: pa.DataType | None, spec: SourceSpec) -> tuple[Reason, str] | None:
     if kind is None or pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind):
         return None
-    return "invalid_id", f"column {spec.id_field!r} has type {kind}, not string or integer"
+    return Reason.INVALID_ID, f"column {spec.id_field!r} has type {kind}, not string or integer"
 
 
 def _invalid_utf8(column: pa.Array) -> list[int]:
@@ -483,7 +484,7 @@ def read_parquet(path: Path, spec: SourceSpec, batch_rows: int = PARQUET_BATCH_R
         # uncompressed or snappy data otherwise decodes silently into wrong text.
         shard = pq.ParquetFile(path, page_checksum_verification=True)
     except (pa.ArrowException, OSError) as error:
-        yield _whole_file(path, "unreadable_file", f"not a readable Parquet file: {error}")
+        yield _whole_file(path, Reason.UNREADABLE_FILE, f"not a readable Parquet file: {error}")
         return
     schema = shard.schema_arrow
     names = set(schema.names)
@@ -491,7 +492,7 @@ def read_parquet(path: Path, spec: SourceSpec, batch_rows: int = PARQUET_BATCH_R
     repeated = sorted(names.difference(unique).intersection([spec.text_field, spec.id_field, *spec.metadata_fields]))
     if repeated:
         problem = (
-            "duplicate_column",
+            Reason.DUPLICATE_COLUMN,
             f"column {repeated[0]!r} appears {schema.names.count(repeated[0])} times, so which one to read is "
             "ambiguous; rename or drop the others",
         )
@@ -504,7 +505,7 @@ def read_parquet(path: Path, spec: SourceSpec, batch_rows: int = PARQUET_BATCH_R
     columns = list(dict.fromkeys(c for c in wanted if c and c in names))
     for rows, batch, damage in _row_group_batches(shard, columns, batch_rows):
         if batch is None:
-            lost = [Quarantined(r, "unreadable_file", damage, "") for r in rows]
+            lost = [Quarantined(r, Reason.UNREADABLE_FILE, damage, "") for r in rows]
             yield RawBatch(_records_frame([], [], [], {}), lost, len(rows))
             continue
         if problem:
@@ -524,7 +525,10 @@ def read_parquet(path: Path, spec: SourceSpec, batch_rows: int = PARQUET_BATCH_R
                 bad.setdefault(position, []).append(name)
         quarantined = [
             Quarantined(
-                rows[i], "invalid_utf8", f"column {', '.join(map(repr, bad[i]))} holds bytes that are not UTF-8", ""
+                rows[i],
+                Reason.INVALID_UTF8,
+                f"column {', '.join(map(repr, bad[i]))} holds bytes that are not UTF-8",
+                "",
             )
             for i in sorted(bad)
         ]
@@ -566,7 +570,7 @@ def _row_group_batches(
         first_row = end
 
 
-def _whole_file(path: Path, reason: str, detail: str) -> RawBatch:
+def _whole_file(path: Path, reason: Reason, detail: str) -> RawBatch:
     with open(path, "rb") as handle:
         head = handle.read(EXCERPT_CHARS)
     return RawBatch(_records_frame([], [], [], {}), [Quarantined(None, reason, detail, excerpt(head))], 1)
@@ -581,7 +585,7 @@ def read_shard(path: Path, spec: SourceSpec, block_bytes: int = BLOCK_BYTES) -> 
         )
         yield _whole_file(
             path,
-            "unknown_file_type",
+            Reason.UNKNOWN_FILE_TYPE,
             f"expected {expected} (source {spec.name!r}); move the file out of the drop or fix path_pattern",
         )
         return
