@@ -15,10 +15,12 @@ from curation_dag.metadata import file_digest, markdown_table
 from curation_dag.partitions import drops_partitions
 from curation_dag.resources import DropsResource, StorageResource
 from curation_dag.steps.ingest import drop_files
-from curation_dag.steps.ingest.documents import REASONS, IngestReport, NothingReadable, ingest_drop
+from curation_dag.steps.ingest.documents import IngestReport, NothingReadable, ingest_drop
 from curation_dag.steps.ingest.drops import DropNameError
+from curation_dag.steps.ingest.reasons import Reason
 from curation_dag.steps.recipes.files import RecipeError
 from curation_dag.steps.takedowns import removal as takedowns
+from curation_dag.store.layout import RAW_DOCUMENTS
 
 PREVIEW_ROWS = 5
 
@@ -28,19 +30,18 @@ PREVIEW_ROWS = 5
     group_name="ingest",
     kinds={"parquet", "polars"},
     code_version="1",
-    check_specs=[accounting_spec("raw_documents"), RAW_DOCUMENTS_SUITE.check_spec("raw_documents")],
+    check_specs=[accounting_spec(RAW_DOCUMENTS), RAW_DOCUMENTS_SUITE.check_spec(RAW_DOCUMENTS)],
 )
 def raw_documents(
     context: dg.AssetExecutionContext, storage: StorageResource, drops: DropsResource
 ) -> dg.MaterializeResult:
     """Documents of one data drop in one schema, with stable ids; unreadable rows quarantined with a reason."""
+    key, layout = context.partition_key, storage.layout
     try:
-        drop, spec = drops.resolve(context.partition_key)
+        drop, spec = drops.resolve(key)
     except (DropNameError, RecipeError, ValueError) as error:
         raise dg.Failure(description=str(error)) from None
-    folder = storage.asset_dir("raw_documents", context.partition_key)
-    documents, quarantine = folder / "documents.parquet", folder / "quarantine.parquet"
-    record = storage.drop_files_record(context.partition_key)
+    documents, quarantine, record = layout.documents(key), layout.quarantine(key), layout.drop_files(key)
     files, recorded = drop_files.snapshot(drop.path), drop_files.load(record)
     if recorded is not None and (changed := drop_files.changes(recorded, files)):
         raise dg.Failure(
@@ -55,30 +56,12 @@ def raw_documents(
         ) from None
     drop_files.save(files, record)
     report = _without_taken_down(report, storage, documents, quarantine)
-
-    by_reason = [
-        {"reason": reason, "rows": count, "meaning": {**REASONS, **takedowns.MEANING}[reason]}
-        for reason, count in report.quarantined_by_reason.most_common()
-    ]
     return dg.MaterializeResult(
-        metadata={
-            "source": drop.source,
-            "input_rows": report.input_rows,
-            "accepted": report.accepted,
-            "quarantined": report.quarantined,
-            "quarantined_by_reason": dg.MetadataValue.json(by_reason),
-            "shards": report.shards,
-            "ignored_files": dg.MetadataValue.json(report.ignored_files),
-            "input_bytes": report.input_bytes,
-            "text_bytes": report.text_bytes,
-            "documents": dg.MetadataValue.path(str(documents)),
-            "quarantine": dg.MetadataValue.path(str(quarantine)),
-            "preview": dg.MetadataValue.md(_preview(documents)),
-        },
+        metadata=_metadata(drop.source, report, documents, quarantine),
         data_version=dg.DataVersion(file_digest(documents, quarantine)),
         check_results=[
-            check_accounting("raw_documents", report.input_rows, documents, quarantine),
-            check_expectations("raw_documents", documents),
+            check_accounting(RAW_DOCUMENTS, report.input_rows, documents, quarantine),
+            check_expectations(RAW_DOCUMENTS, documents),
         ],
     )
 
@@ -90,6 +73,32 @@ def _without_taken_down(report: IngestReport, storage: StorageResource, document
     report.accepted -= purged
     report.quarantined_by_reason.update({takedowns.REASON: purged} if purged else {})
     return report
+
+
+def _metadata(source: str, report: IngestReport, documents: Path, quarantine: Path) -> dict:
+    by_reason = [
+        {"reason": reason, "rows": count, "meaning": _meaning(reason)}
+        for reason, count in report.quarantined_by_reason.most_common()
+    ]
+    return {
+        "source": source,
+        "input_rows": report.input_rows,
+        "accepted": report.accepted,
+        "quarantined": report.quarantined,
+        "quarantined_by_reason": dg.MetadataValue.json(by_reason),
+        "shards": report.shards,
+        "ignored_files": dg.MetadataValue.json(report.ignored_files),
+        "input_bytes": report.input_bytes,
+        "text_bytes": report.text_bytes,
+        "documents": dg.MetadataValue.path(str(documents)),
+        "quarantine": dg.MetadataValue.path(str(quarantine)),
+        "preview": dg.MetadataValue.md(_preview(documents)),
+    }
+
+
+def _meaning(reason: str) -> str:
+    """What a quarantine reason means: ingest's (steps/ingest/reasons.py) or a takedown's."""
+    return takedowns.MEANING[reason] if reason in takedowns.MEANING else Reason(reason).meaning
 
 
 def _preview(documents: Path) -> str:
