@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 import numpy as np
@@ -31,8 +32,8 @@ class EmbedderResource(dg.ConfigurableResource):
     """
 
     model_path: str = Field(default="", description="A sentence-transformers model folder; empty: the bundled MiniLM.")
-    device: str = Field(default="auto", description="auto (cuda when visible, else cpu), cpu or cuda.")
-    cpu_backend: str = Field(default="static", description="On CPU: static (the fast path) or minilm.")
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto: cuda when visible, else cpu.")
+    cpu_backend: Literal["static", "minilm"] = Field(default="static", description="On CPU: static is the fast path.")
     batch_size: int = Field(default=32, gt=0, description="Texts per forward pass.")
     max_seq_length: int = Field(default=256, gt=0, description="Tokens per text; MiniLM was trained with 256.")
     cache_dir: str = Field(default=".curation/models", description="Where the distilled static model is kept.")
@@ -47,11 +48,6 @@ class EmbedderResource(dg.ConfigurableResource):
         import transformers
 
         transformers.utils.logging.disable_progress_bar()
-        if self.device not in ("auto", "cpu", "cuda") or self.cpu_backend not in ("static", "minilm"):
-            raise dg.Failure(
-                description=f"embedder device {self.device!r} / cpu_backend {self.cpu_backend!r}: "
-                "use device auto, cpu or cuda and cpu_backend static or minilm"
-            )
         if self.device == "cuda" and not torch.cuda.is_available():
             raise dg.Failure(description="embedder device 'cuda' was asked for, but no GPU is visible; use auto or cpu")
         gpu = self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available())

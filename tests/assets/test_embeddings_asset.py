@@ -3,6 +3,7 @@
 import dagster as dg
 import numpy as np
 import polars as pl
+import pydantic
 import pytest
 
 from curation_dag.assets.dedup import exact_duplicates, minhash_signatures, near_duplicates
@@ -95,6 +96,12 @@ def test_asking_for_cuda_without_a_gpu_fails_clearly():
         pytest.skip("a GPU is visible here; this test is about machines without one")
     with pytest.raises(dg.Failure, match="no GPU is visible; use auto or cpu"):
         EmbedderResource(device="cuda").setup_for_execution(dg.build_init_resource_context())
+
+
+@pytest.mark.parametrize(("field", "value"), [("device", "gpu"), ("cpu_backend", "onnx")])
+def test_an_unknown_device_or_cpu_backend_is_refused_by_its_config(field, value):
+    with pytest.raises(pydantic.ValidationError, match=field):
+        EmbedderResource(**{field: value})
 
 
 def test_the_gpu_path_embeds_on_cuda(deduplicated):
