@@ -48,7 +48,7 @@ from curation_dag.cli import QUIET_RUN
 from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
 from curation_dag.steps.ingest.drops import COMPLETE_MARKER
 from curation_dag.steps.mixtures.selection import MixtureSpec, decide, token_counts
-from curation_dag.steps.recipes.models import model_output
+from curation_dag.store.layout import Layout
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHIPPED_RECIPES = PROJECT / "dbt_like_recipes"
@@ -184,7 +184,7 @@ def survivors_with_tokens(storage: Path, spec: MixtureSpec, times: dict[str, flo
     """The candidates that pass the spec's stages before the budget, with their tokens: what the
     mixture asset does before it allocates, step by step, each step timed."""
     with timed(times, "read candidates, decide"):
-        candidates = pl.read_parquet(model_output(storage, "candidates"))
+        candidates = pl.read_parquet(Layout.at(storage).recipe_model("candidates"))
         times["candidates"] = candidates.height
         decisions = decide(spec, candidates)
         survivors = candidates.filter(decisions["stage"].is_null()).select("doc_id", "source")

@@ -10,7 +10,6 @@ import polars as pl
 
 from curation_dag.assets.ingest import raw_documents
 from curation_dag.assets.quality import quality_scores
-from curation_dag.assets.recipe_models import DUCKDB_POOL
 from curation_dag.automation.conditions import on_new_data
 from curation_dag.checks.sql import sql_check
 from curation_dag.metadata import markdown_table
@@ -28,7 +27,8 @@ from curation_dag.steps.mixtures.selection import (
     token_counts,
     tokenizer_id,
 )
-from curation_dag.steps.recipes.models import OTHER_PIPELINE_ASSETS, PIPELINE_SOURCES, model_output
+from curation_dag.steps.recipes.models import OTHER_PIPELINE_ASSETS, PIPELINE_SOURCES
+from curation_dag.steps.recipes.sandbox import DUCKDB_POOL
 from curation_dag.store.atomic import atomic_path, checked_parquet
 from curation_dag.store.ledger import Ledger
 
@@ -102,7 +102,7 @@ def _upstream_keys(pool: dg.AssetsDefinition, models: list[dg.AssetsDefinition])
 
 
 def _build(context, storage, name, spec, path, pool, upstream) -> dg.MaterializeResult:
-    pool_file = model_output(storage.root, pool.path[-1])
+    pool_file = storage.layout.recipe_model(pool.path[-1])
     candidates = pl.read_parquet(checked_parquet(pool_file, f"Materialize {pool.path[-1]} again to rewrite it."))
     if candidates["doc_id"].n_unique() != candidates.height:
         raise ValueError(f"{path}: pool {pool.path[-1]} has repeated doc_ids; a candidate pool lists each once")

@@ -19,11 +19,10 @@ from curation_dag.steps.recipes.models import (
     model_order,
     run_model,
 )
+from curation_dag.steps.recipes.sandbox import DUCKDB_POOL
+from curation_dag.store.layout import TAKEDOWNS
 
 PREVIEW_ROWS = 5
-# DuckDB may take 80% of the machine's memory per connection: recipe models and mixtures share a
-# pool, limited in dagster.yaml, so that two of them never run at once.
-DUCKDB_POOL = "duckdb"
 
 
 def model_assets(folder: str) -> list[dg.AssetsDefinition]:
@@ -37,7 +36,7 @@ def _model_asset(model: RecipeModel) -> dg.AssetsDefinition:
     @dg.asset(
         name=model.name,
         # A model reading pipeline sources reads them as the takedowns leave them.
-        deps=[dg.AssetKey(name) for name in (*model.refs, *model.sources, *(["takedowns"] if model.sources else []))],
+        deps=[dg.AssetKey(name) for name in (*model.refs, *model.sources, *([TAKEDOWNS] if model.sources else []))],
         group_name="recipes",
         kinds={"duckdb", "sql"},
         code_version=model.code_version,

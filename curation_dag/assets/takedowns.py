@@ -3,8 +3,8 @@
 import dagster as dg
 from pydantic import Field
 
-from curation_dag.assets.recipe_models import DUCKDB_POOL
 from curation_dag.resources import StorageResource
+from curation_dag.steps.recipes.sandbox import DUCKDB_POOL
 from curation_dag.steps.takedowns import removal as core
 
 

@@ -43,7 +43,14 @@ FIT = "fit.json"
 CLUSTER_COMPLEXITY = "cluster_complexity.parquet"
 TAKEDOWN_LOG = "log.jsonl"
 CURRENT = "CURRENT"  # in a mixture's folder: names its latest materialization
-RUN = "run.json"  # in a materialization's folder: the run that built it
+# In a mixture materialization's folder, `<mixtures>/<name>/<16 hex of its manifest hash>/`:
+RUN = "run.json"  # the run that built it
+MANIFEST = "manifest.parquet"
+DECISIONS = "decisions.parquet"
+CANDIDATES = "candidates.parquet"  # the pool as it was read, so the audit stays exact after later drops
+SUMMARY = "summary.json"
+REPORT = "report.html"
+MIXTURE_DOCUMENTS = "documents"  # documents.parquet or documents.jsonl, by the spec's format
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,11 @@ class Layout:
     @classmethod
     def at(cls, root: str | Path) -> Layout:
         return cls(UPath(root))
+
+    @classmethod
+    def of_materialization(cls, folder: Path) -> Layout:
+        """The layout under whose mixtures the materialization `folder` lies."""
+        return cls.at(folder.parents[2])
 
     def asset(self, name: str, drop: str | None = None) -> Path:
         """An asset's folder, or its folder for one drop (`<source>/<drop_id>`)."""
@@ -111,6 +123,14 @@ class Layout:
 
     def current(self, name: str) -> Path:
         return self.mixture(name) / CURRENT
+
+    def materialization(self, name: str, digest: str) -> Path:
+        """A mixture materialization's folder, named by the first 16 hex digits of its manifest hash."""
+        return self.mixture(name) / digest[:16]
+
+    def mixture_documents(self) -> list[Path]:
+        """The documents file of every materialization of every mixture, sorted by path."""
+        return sorted(self.asset(MIXTURES).glob(f"*/*/{MIXTURE_DOCUMENTS}.*"))
 
     def token_counts(self, tokenizer: str) -> Path:
         return self.asset(TOKEN_COUNTS) / tokenizer

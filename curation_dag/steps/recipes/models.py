@@ -11,6 +11,7 @@ its version and that of every model downstream of it, and nothing else.
 
 from __future__ import annotations
 
+import graphlib
 import hashlib
 import heapq
 import json
@@ -31,23 +32,24 @@ from pydantic import BaseModel, ConfigDict, Field
 from curation_dag.steps.recipes.files import RecipeError, build, line_of, read_yaml
 from curation_dag.steps.recipes.sandbox import Table, identifier, literal, one_select, sandboxed
 from curation_dag.steps.takedowns import removal as takedowns
+from curation_dag.store import layout
 from curation_dag.store.atomic import atomic_path, checked_parquet
+from curation_dag.store.layout import Layout
 from curation_dag.store.ledger import Ledger
 
-# What source() may read: per-drop assets by their file in each `<source>/<drop_id>/` folder, and
-# the incremental assets (None) by the decision files their ledger has committed.
-PIPELINE_SOURCES: dict[str, str | None] = {
-    "raw_documents": "documents.parquet",
-    "quality_signals": "signals.parquet",
-    "exact_duplicates": None,
-    "near_duplicates": None,
-    "semantic_clusters": None,
-    "semantic_duplicates": None,
-    "quality_scores": None,
-}
+# What source() may read: per-drop assets by their file in each drop's folder, and the incremental
+# assets by the decision files their ledger has committed.
+PIPELINE_SOURCES = (
+    layout.RAW_DOCUMENTS,
+    layout.QUALITY_SIGNALS,
+    layout.EXACT_DUPLICATES,
+    layout.NEAR_DUPLICATES,
+    layout.SEMANTIC_CLUSTERS,
+    layout.SEMANTIC_DUPLICATES,
+    layout.QUALITY_SCORES,
+)
 # Pipeline assets that are not sources (signatures and vectors are no SQL material) but whose names are taken.
-OTHER_PIPELINE_ASSETS = ("minhash_signatures", "embeddings")
-OUTPUT_FOLDER = "recipe_models"
+OTHER_PIPELINE_ASSETS = (layout.MINHASH_SIGNATURES, layout.EMBEDDINGS)
 TEST_KINDS = ("unique", "not_null", "accepted_values", "relationships", "expression")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TARGET = re.compile(r"""^\s*(ref|source)\(\s*['"]([^'"]+)['"]\s*\)\s*$""")
@@ -130,23 +132,18 @@ class _SchemaFile(BaseModel):
     models: list[dict] = Field(default_factory=list)
 
 
-def model_output(storage_root: str | Path, name: str) -> Path:
-    return Path(storage_root) / OUTPUT_FOLDER / f"{name}.parquet"
-
-
 def source_files(storage_root: str | Path, asset: str) -> list[str] | pl.DataFrame:
     """The Parquet files of a pipeline source: committed decision files only for the incremental
     assets (an uncommitted leftover of a crashed absorb is never read), every drop's file otherwise.
     Once documents were taken down, the source's rows as they now stand instead (steps/takedowns/removal.py)."""
     if asset not in PIPELINE_SOURCES:
         raise RecipeError(f"source('{asset}'): not a pipeline source; sources are {', '.join(PIPELINE_SOURCES)}")
-    folder = Path(storage_root) / asset
-    file_name = PIPELINE_SOURCES[asset]
-    if file_name is None:
-        files = [str(path) for path in Ledger(folder).decision_files()]
-    else:
+    stored = Layout.at(storage_root)
+    if asset in layout.PER_DROP_FILE:
         recovery = f"Materialize {asset} for that drop again to rewrite it."
-        files = sorted(str(checked_parquet(path, recovery)) for path in folder.glob(f"*/*/{file_name}"))
+        files = sorted(str(checked_parquet(path, recovery)) for path in stored.per_drop_files(asset))
+    else:
+        files = [str(path) for path in Ledger(stored.asset(asset)).decision_files()]
     if not files:
         raise SourceNotReady(f"source('{asset}') has no data yet: materialize {asset} first")
     return takedowns.view(storage_root, asset, files)
@@ -211,27 +208,29 @@ def load_models(folder: str | Path) -> dict[str, RecipeModel]:
 def model_order(models: dict[str, Any]) -> list[str]:
     """Names in dependency order, alphabetical among the ready; `models` maps a name to its RecipeModel
     or to the names it refs."""
-    needs = {name: set(getattr(model, "refs", model)) & set(models) for name, model in models.items()}
-    ready = [name for name, refs in needs.items() if not refs]
+    sorter = graphlib.TopologicalSorter(
+        {name: set(getattr(model, "refs", model)) & set(models) for name, model in models.items()}
+    )
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as error:
+        raise RecipeError(f"models {', '.join(sorted(set(error.args[1])))} depend on each other in a cycle") from None
+    ready = list(sorter.get_ready())
     heapq.heapify(ready)
     order = []
     while ready:
         name = heapq.heappop(ready)
         order.append(name)
-        for other, refs in needs.items():
-            if name in refs:
-                refs.remove(name)
-                if not refs:
-                    heapq.heappush(ready, other)
-    if len(order) < len(models):
-        raise RecipeError(f"models {', '.join(sorted(set(models) - set(order)))} depend on each other in a cycle")
+        sorter.done(name)
+        for other in sorter.get_ready():
+            heapq.heappush(ready, other)
     return order
 
 
 def run_model(model: RecipeModel, storage_root: str | Path) -> Path:
-    """Run the model's SQL in a fresh in-memory DuckDB and write `<storage>/recipe_models/<name>.parquet`
+    """Run the model's SQL in a fresh in-memory DuckDB and write its output (`Layout.recipe_model`)
     atomically. Rows come out in the order of the model's ORDER BY."""
-    output = model_output(storage_root, model.name)
+    output = Layout.at(storage_root).recipe_model(model.name)
     with atomic_path(output) as temporary, sandboxed(_input_tables(model, storage_root), [temporary]) as connection:
         try:
             connection.sql(model.sql).write_parquet(str(temporary), compression="zstd")
@@ -245,7 +244,7 @@ def check_queries(model: RecipeModel, storage_root: str | Path) -> list[CheckQue
     the target's files (`referenced`); a query returns the violating rows."""
     queries = []
     for test in model.tests:
-        tables: dict[str, Table] = {"tested": str(model_output(storage_root, model.name))}
+        tables: dict[str, Table] = {"tested": str(Layout.at(storage_root).recipe_model(model.name))}
         if test.target:
             kind, name = test.target
             tables["referenced"] = (
@@ -262,7 +261,7 @@ def _input_tables(model: RecipeModel, storage_root: str | Path) -> dict[str, Tab
 
 
 def _ref_file(storage_root: str | Path, name: str) -> str:
-    path = model_output(storage_root, name)
+    path = Layout.at(storage_root).recipe_model(name)
     if not path.is_file():
         raise SourceNotReady(f"ref('{name}'): {path} is missing: materialize {name} first")
     return str(checked_parquet(path, f"Materialize {name} again to rewrite it."))
@@ -473,26 +472,25 @@ def _test_query(kind: str, column: str | None, arguments: dict) -> str:
 
 
 def _refuse_cycles(upstream: dict[str, dict[str, tuple[Path | None, int | None]]]) -> None:
-    """Raise on the first cycle found (models in name order), naming its path and where it closes."""
-    done: set[str] = set()
-
-    def visit(name: str, path: list[str]) -> None:
-        if name in done:
-            return
-        if name in path:
-            cycle = path[path.index(name) :] + [name]
-            file, line = upstream[cycle[-2]][name]
-            place = f"{file}, line {line}" if line else str(file)
-            raise RecipeError(
-                f"{place}: ref('{name}') closes a cycle: {' -> '.join(cycle)}; "
-                "a model cannot depend on itself, directly or through others"
-            )
-        for dependency in sorted(upstream[name]):
-            visit(dependency, [*path, name])
-        done.add(name)
-
+    """Raise on a cycle, naming its path and where it closes. Each model is added, in name order,
+    as coming before its refs (in name order), so graphlib reports the cycle met first visiting
+    models and their refs in name order, each model of it ref'ing the next."""
+    sorter = graphlib.TopologicalSorter()
     for name in sorted(upstream):
-        visit(name, [])
+        sorter.add(name)
+    for name in sorted(upstream):
+        for dependency in sorted(upstream[name]):
+            sorter.add(dependency, name)
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as error:
+        cycle = error.args[1]
+        file, line = upstream[cycle[-2]][cycle[-1]]
+        place = f"{file}, line {line}" if line else str(file)
+        raise RecipeError(
+            f"{place}: ref('{cycle[-1]}') closes a cycle: {' -> '.join(cycle)}; "
+            "a model cannot depend on itself, directly or through others"
+        ) from None
 
 
 def _leading_comment(path: Path) -> str | None:

@@ -18,6 +18,10 @@ import duckdb
 import polars as pl
 
 Table = pl.DataFrame | str | list[str]
+# DuckDB may take 80% of the machine's memory per connection: whatever runs recipe SQL (recipe models,
+# mixtures, and the takedowns that rewrite the files they read) shares one pool, limited in dagster.yaml,
+# so that two of them never run at once.
+DUCKDB_POOL = "duckdb"
 
 
 @contextmanager

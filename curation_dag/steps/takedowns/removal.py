@@ -12,12 +12,9 @@ applied where decisions are read (`apply`), so that:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +26,16 @@ import pyarrow.parquet as pq
 
 from curation_dag.steps.ingest.documents import QUARANTINE_SCHEMA
 from curation_dag.store.atomic import atomic_path
-from curation_dag.store.ledger import Ledger
+from curation_dag.store.layout import (
+    EXACT_DUPLICATES,
+    NEAR_DUPLICATES,
+    QUALITY_SCORES,
+    RAW_DOCUMENTS,
+    SEMANTIC_CLUSTERS,
+    SEMANTIC_DUPLICATES,
+    Layout,
+)
+from curation_dag.store.ledger import Ledger, exclusive
 
 REASON = "taken_down"
 MEANING = {REASON: "taken down on request (`curate remove`); the row's text is not kept"}
@@ -59,11 +65,10 @@ class Removed:
 
 
 class TakedownLog:
-    """`<folder>/log.jsonl`, one takedown a line, appended under a lock and never rewritten."""
+    """The takedown log (`Layout.takedown_log`), one takedown a line, appended under a lock and never rewritten."""
 
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
-        self.path = self.folder / "log.jsonl"
+    def __init__(self, path: Path):
+        self.path = path
 
     def entries(self) -> list[dict]:
         if not self.path.is_file():
@@ -100,18 +105,11 @@ class TakedownLog:
             "asked": asked,
             "documents": documents.select(PROVENANCE).to_dicts(),
         }
-        with self._locked(), open(self.path, "a") as log:
+        with exclusive(self.path.parent), open(self.path, "a") as log:
             log.write(json.dumps(entry) + "\n")
             log.flush()
             os.fsync(log.fileno())
         return entry
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
 
 
 def select(documents: list[Path], doc_ids: list[str], content_hashes: list[str], drops: list[str]) -> pl.DataFrame:
@@ -134,7 +132,7 @@ def select(documents: list[Path], doc_ids: list[str], content_hashes: list[str],
     if missing:
         raise TakedownError(
             f"no stored document matches {', '.join(missing)}: doc ids look like <source>/<drop_id>/<shard>#<row> "
-            "and drops like <source>/<drop_id> (see raw_documents); nothing was taken down"
+            f"and drops like <source>/<drop_id> (see {RAW_DOCUMENTS}); nothing was taken down"
         )
     return found
 
@@ -258,16 +256,16 @@ def _with_drops(decisions: pl.DataFrame, column: str) -> pl.DataFrame:
 # How each pipeline source reads after the takedowns: its duplicate-of column, that column's score,
 # and whether a replacement copy takes over the removed copy's row. Others are only filtered.
 VIEWS: dict[str, tuple[str | None, str | None, bool]] = {
-    "exact_duplicates": ("duplicate_of", None, False),
-    "near_duplicates": ("duplicate_of", "jaccard", True),
-    "semantic_duplicates": ("semantic_duplicate_of", "cosine", True),
-    "semantic_clusters": (None, None, True),
-    "quality_scores": (None, None, True),
+    EXACT_DUPLICATES: ("duplicate_of", None, False),
+    NEAR_DUPLICATES: ("duplicate_of", "jaccard", True),
+    SEMANTIC_DUPLICATES: ("semantic_duplicate_of", "cosine", True),
+    SEMANTIC_CLUSTERS: (None, None, True),
+    QUALITY_SCORES: (None, None, True),
 }
 
 
 def log_of(storage_root: str | Path) -> TakedownLog:
-    return TakedownLog(Path(storage_root) / "takedowns")
+    return TakedownLog(Layout.at(storage_root).takedown_log())
 
 
 def current_overlay(storage_root: str | Path) -> Overlay | None:
@@ -275,7 +273,7 @@ def current_overlay(storage_root: str | Path) -> Overlay | None:
     removed = log_of(storage_root).removed()
     if not removed:
         return None
-    exact = Ledger(Path(storage_root) / "exact_duplicates").scan_decisions()
+    exact = Ledger(Layout.at(storage_root).asset(EXACT_DUPLICATES)).scan_decisions()
     columns = {"doc_id": pl.String, "ordinal": pl.Int64, "content_hash": pl.String, "duplicate_of": pl.String}
     frame = exact.select(list(columns)).collect() if exact is not None else pl.DataFrame(schema=columns)
     return overlay(frame, removed)
@@ -284,7 +282,7 @@ def current_overlay(storage_root: str | Path) -> Overlay | None:
 def view(storage_root: str | Path, asset: str, files: list[str]) -> list[str] | pl.DataFrame:
     """A pipeline source's files, or, once something was taken down, its rows as they now stand."""
     current = current_overlay(storage_root)
-    if current is None or asset == "raw_documents":  # purged in place: never loaded, texts and all
+    if current is None or asset == RAW_DOCUMENTS:  # purged in place: never loaded, texts and all
         return files
     frame = pl.scan_parquet(files).collect()
     if asset in VIEWS:
