@@ -3,9 +3,10 @@
 import dagster as dg
 import polars as pl
 
-from curation_dag.assets.dedup import KEPT_AND_EARLIER, exact_duplicates, minhash_signatures, near_duplicates
+from curation_dag.assets.dedup import exact_duplicates, minhash_signatures, near_duplicates
 from curation_dag.assets.embed import embeddings
 from curation_dag.assets.ingest import raw_documents
+from curation_dag.checks.dedup import KEPT_AND_EARLIER
 from curation_dag.checks.sql import sql_check
 from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
 from curation_dag.store.ledger import Ledger

@@ -8,12 +8,13 @@ earlier text. Files of a drop missing from the ledger (a crash mid-absorb) are s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from curation_dag.steps.dedup.minhash import estimated_jaccard
+from curation_dag.steps.dedup.minhash import MinHashConfig, estimated_jaccard, read_signatures
 from curation_dag.steps.dedup.resolve import pairs_with_earlier, pairs_within, resolve
 from curation_dag.store.atomic import atomic_path
 from curation_dag.store.ledger import Ledger, write_parquet
@@ -24,6 +25,10 @@ _ROW_BITS = 32
 
 class SettingsChanged(ValueError):
     """The dedup settings differ from those the absorbed drops were processed with."""
+
+
+class OutOfOrder(ValueError):
+    """near_duplicates' drops are not the first drops of exact_duplicates, in the same order."""
 
 
 def ordinals(index: int, count: int) -> np.ndarray:
@@ -161,6 +166,58 @@ def absorb_near(
     write_parquet(decisions, ledger.decision_file(key))
     ledger.commit({"key": key, "prefix": prefix, "settings": settings, **duplicate_counts(decisions)})
     return decisions
+
+
+def absorb_exact_drops(
+    folder: Path, keys: list[str], documents_of: Callable[[str], Path], log: Callable[[str], None]
+) -> list[pl.DataFrame]:
+    """Absorb the drops `keys`, in order, into exact_duplicates' `folder`; `documents_of` names a drop's
+    raw_documents file. Returns the decisions of each."""
+    absorbed = []
+    for key in keys:
+        documents = pl.read_parquet(documents_of(key), columns=["doc_id", "source", "content_hash"])
+        absorbed.append(absorb_exact(folder, key, documents))
+        log(f"absorbed {key}: {absorbed[-1]['duplicate_of'].is_not_null().sum()} exact duplicates")
+    return absorbed
+
+
+def absorb_near_drops(
+    folder: Path,
+    exact: Ledger,
+    signed: set[str],
+    signatures_of: Callable[[str], Path],
+    config: MinHashConfig,
+    log: Callable[[str], None],
+) -> list[pl.DataFrame]:
+    """Absorb into near_duplicates' `folder` the documents exact dedup kept of each drop it absorbed
+    since, in its order; `signatures_of` names a drop's minhash_signatures file. Near duplicates follow
+    arrival order strictly: at the first drop not in `signed` (no signatures yet), it and every later
+    drop wait. Returns the decisions of each drop absorbed."""
+    near = Ledger(folder)
+    if near.keys != exact.keys[: len(near.keys)]:
+        raise OutOfOrder(f"{folder} does not follow exact_duplicates' drop order; delete it to rebuild")
+    absorbed = []
+    for entry in exact.drops[len(near.drops) :]:
+        if entry["key"] not in signed:
+            log(f"drop {entry['key']} has no minhash_signatures: it and every later drop wait")
+            break
+        kept = pl.read_parquet(exact.committed(entry["key"])).filter(pl.col("duplicate_of").is_null())
+        signed_docs, signatures, band_keys = read_signatures(signatures_of(entry["key"]), kept["doc_id"])
+        eligible = (signed_docs["n_shingles"] > 0).to_numpy()
+        documents = kept.filter(pl.Series(eligible)).select("doc_id", "ordinal", "source")
+        absorbed.append(
+            absorb_near(
+                folder,
+                entry["key"],
+                documents,
+                signatures[eligible],
+                band_keys[eligible],
+                config.threshold,
+                prefix=entry["index"],
+                settings=str(config),
+            )
+        )
+    return absorbed
 
 
 def _state(folder: Path, prefix: int) -> Path:
