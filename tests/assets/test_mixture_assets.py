@@ -7,9 +7,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from curation_dag.assets.mixtures import mixture_assets, mixture_folder
+from curation_dag.assets.mixtures import mixture_assets
 from curation_dag.assets.recipe_models import model_assets
 from curation_dag.resources import StorageResource
+from curation_dag.steps.audit.lineage import mixture_folder
 from curation_dag.steps.mixtures.selection import MixtureSpec, load_mixtures
 from curation_dag.steps.recipes.files import RecipeError
 from tests.assets.test_recipe_model_assets import statuses
@@ -51,7 +52,7 @@ def test_shipped_mixture_meets_its_spec(built, name):
     result, root, _, _ = built
     spec, _ = load_mixtures(RECIPES / "mixtures", {"candidates", "cluster_summary"})[name]
     assert all(c.passed for c in result.get_asset_check_evaluations() if c.asset_key.path[-1] == f"mixture_{name}")
-    folder = mixture_folder(StorageResource(root=str(root)), name)
+    folder = mixture_folder(root, name)
     manifest = pl.read_parquet(folder / "manifest.parquet")
     decisions = pl.read_parquet(folder / "decisions.parquet")
     documents = (

@@ -1,6 +1,7 @@
 """The lineage audit: why a document is or is not in a mixture, what a mixture is made of, and
 how two mixtures differ. Everything is read from files written at materialization time: the
-pipeline's ledgers and, for a mixture, its folder (candidates snapshot, ledger, manifest, run.json).
+pipeline's ledgers and, for a mixture, its materialization folder (candidates snapshot, decisions,
+manifest, run record; store/layout.py names them).
 """
 
 from __future__ import annotations
@@ -10,21 +11,23 @@ from pathlib import Path
 
 import polars as pl
 
+from curation_dag.steps.mixtures.selection import FUNNEL
 from curation_dag.steps.quality.rules import RULE_SETS, RULES
 from curation_dag.steps.takedowns import removal as takedowns
+from curation_dag.store import layout
+from curation_dag.store.layout import CANDIDATES, DECISIONS, MANIFEST, RUN, SUMMARY, Layout
 from curation_dag.store.ledger import Ledger
 
-CURRENT = "CURRENT"
 PROVENANCE = ["source", "drop_id", "shard", "row", "source_id", "n_chars", "content_hash"]
 # The pipeline asset behind each fact that `explain` reports.
 FACT_ASSETS = {
-    "provenance": "raw_documents",
-    "signals": "quality_signals",
-    "exact": "exact_duplicates",
-    "near": "near_duplicates",
-    "semantic": "semantic_duplicates",
-    "cluster": "semantic_clusters",
-    "scores": "quality_scores",
+    "provenance": layout.RAW_DOCUMENTS,
+    "signals": layout.QUALITY_SIGNALS,
+    "exact": layout.EXACT_DUPLICATES,
+    "near": layout.NEAR_DUPLICATES,
+    "semantic": layout.SEMANTIC_DUPLICATES,
+    "cluster": layout.SEMANTIC_CLUSTERS,
+    "scores": layout.QUALITY_SCORES,
 }
 
 
@@ -35,12 +38,13 @@ class AuditError(ValueError):
 def mixture_folder(storage_root: str | Path, reference: str) -> Path:
     """`name` (its latest materialization) or `name@<hash prefix>` (an earlier one)."""
     name, _, prefix = reference.partition("@")
-    root = Path(storage_root) / "mixtures" / name
+    stored = Layout.at(storage_root)
+    root = stored.mixture(name)
     if not root.is_dir():
-        known = sorted(p.name for p in (Path(storage_root) / "mixtures").glob("*") if p.is_dir())
+        known = sorted(p.name for p in stored.asset(layout.MIXTURES).glob("*") if p.is_dir())
         raise AuditError(f"no mixture {name!r} under {root.parent}; built mixtures: {known or 'none'}")
     if not prefix:
-        return root / (root / CURRENT).read_text().strip()
+        return root / stored.current(name).read_text().strip()
     matches = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(prefix)]
     if len(matches) != 1:
         found = sorted(p.name for p in root.iterdir() if p.is_dir())
@@ -50,9 +54,9 @@ def mixture_folder(storage_root: str | Path, reference: str) -> Path:
 
 def materializations(storage_root: str | Path, name: str) -> list[str]:
     """The materialization folders of a mixture, oldest first."""
-    root = Path(storage_root) / "mixtures" / name
+    root = Layout.at(storage_root).mixture(name)
     folders = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
-    return [p.name for p in sorted(folders, key=lambda p: (p / "run.json").stat().st_mtime)]
+    return [p.name for p in sorted(folders, key=lambda p: (p / RUN).stat().st_mtime)]
 
 
 def _row(files: list, doc_id: str, column: str = "doc_id") -> dict | None:
@@ -65,12 +69,14 @@ def _row(files: list, doc_id: str, column: str = "doc_id") -> dict | None:
 def provenance(storage_root: str | Path, doc_id: str) -> dict:
     """Where a document came from: source, drop, shard, row and the source file's id."""
     source, drop_id = doc_id.split("/")[:2] if doc_id.count("/") >= 2 else ("", "")
-    path = Path(storage_root) / "raw_documents" / source / drop_id / "documents.parquet"
-    row = _row([path], doc_id) if source and path.is_file() else None
+    path = Layout.at(storage_root).documents(f"{source}/{drop_id}") if source else None
+    row = _row([path], doc_id) if path and path.is_file() else None
     if row is None and (taken := takedowns.log_of(storage_root).entry_for(doc_id)):
         row = taken["document"]  # its text is purged; the log keeps where it came from
     if row is None:
-        raise AuditError(f"no document {doc_id!r}: ids look like <source>/<drop_id>/<shard>#<row> (see raw_documents)")
+        raise AuditError(
+            f"no document {doc_id!r}: ids look like <source>/<drop_id>/<shard>#<row> (see {layout.RAW_DOCUMENTS})"
+        )
     return {key: row[key] for key in PROVENANCE}
 
 
@@ -83,7 +89,7 @@ def explain(storage_root: str | Path, doc_id: str, mixture: Path | None = None) 
     if taken := takedowns.log_of(root).entry_for(doc_id):
         facts["taken_down"] = {key: taken[key] for key in ("takedown", "requested_at", "requested_by", "reason")}
     if mixture is not None:
-        candidate = _row([mixture / "candidates.parquet"], doc_id)
+        candidate = _row([mixture / CANDIDATES], doc_id)
         if candidate is None:
             raise AuditError(f"{doc_id} was not a candidate of {mixture.parent.name} (not in its pool)")
     else:
@@ -91,8 +97,8 @@ def explain(storage_root: str | Path, doc_id: str, mixture: Path | None = None) 
     facts["signals"] = {k: v for k, v in candidate.items() if k not in _DECISION_COLUMNS}
     facts["decisions"] = _decisions(root, candidate)
     if mixture is not None:
-        verdict = _row([mixture / "decisions.parquet"], doc_id)
-        run = _read_json(mixture / "run.json")
+        verdict = _row([mixture / DECISIONS], doc_id)
+        run = _read_json(mixture / RUN)
         facts["mixture"] = {
             "name": mixture.parent.name,
             "materialization": mixture.name,
@@ -115,16 +121,15 @@ def _current_facts(root: Path, doc_id: str) -> dict:
     current = takedowns.log_of(root).entry_for(doc_id) is None
 
     def stage(asset: str) -> dict:
-        files = [str(p) for p in Ledger(root / asset).decision_files()]
+        files = [str(p) for p in Ledger(Layout.at(root).asset(asset)).decision_files()]
         table = takedowns.view(root, asset, files) if current and files else files
         if isinstance(table, pl.DataFrame):
             found = table.filter(pl.col("doc_id") == doc_id)
             return found.row(0, named=True) if found.height else {}
         return _row(table, doc_id) or {}
 
-    scores, exact, near, semantic = (
-        stage(asset) for asset in ("quality_scores", "exact_duplicates", "near_duplicates", "semantic_duplicates")
-    )
+    stages = (layout.QUALITY_SCORES, layout.EXACT_DUPLICATES, layout.NEAR_DUPLICATES, layout.SEMANTIC_DUPLICATES)
+    scores, exact, near, semantic = (stage(asset) for asset in stages)
     return {
         **scores,
         "exact_duplicate_of": exact.get("duplicate_of"),
@@ -175,9 +180,9 @@ def _read_json(path: Path) -> dict:
 
 def audit(mixture: Path) -> dict:
     """What a mixture is made of and what made it."""
-    run, summary = _read_json(mixture / "run.json"), _read_json(mixture / "summary.json")
-    manifest = pl.read_parquet(mixture / "manifest.parquet")
-    decisions = pl.read_parquet(mixture / "decisions.parquet")
+    run, summary = _read_json(mixture / RUN), _read_json(mixture / SUMMARY)
+    manifest = pl.read_parquet(mixture / MANIFEST)
+    decisions = pl.read_parquet(mixture / DECISIONS)
     tokens = manifest.with_columns(total=pl.col("tokens") * pl.col("repeats"))
     funnel = (
         decisions.with_columns(pl.col("stage").fill_null("kept"))
@@ -190,7 +195,7 @@ def audit(mixture: Path) -> dict:
             ),
         )
     )
-    removed = takedowns.log_of(mixture.parents[2]).removed()
+    removed = takedowns.log_of(Layout.of_materialization(mixture).root).removed()
     taken = manifest.filter(removed.mask(pl.col("doc_id")))["doc_id"].sort().to_list()
     return {
         "mixture": mixture.parent.name,
@@ -209,7 +214,7 @@ def audit(mixture: Path) -> dict:
         "copies": int(manifest["repeats"].sum()),
         "tokens": int(tokens["total"].sum()),
         "budget_tokens": summary.get("budget_tokens"),
-        "funnel": [row for stage in _STAGE_ORDER for row in funnel.filter(pl.col("stage") == stage).to_dicts()],
+        "funnel": [row for stage in FUNNEL for row in funnel.filter(pl.col("stage") == stage).to_dicts()],
         "by_source": summary.get("by_source", []),
         "by_cluster": tokens.group_by("cluster")
         .agg(documents=pl.len(), tokens=pl.col("total").sum())
@@ -219,22 +224,15 @@ def audit(mixture: Path) -> dict:
     }
 
 
-_STAGE_ORDER = ("weights", "exact", "near", "semantic", "filter", "pruning", "budget", "kept")
-
-
-def _totals(frame: pl.DataFrame) -> dict:
-    return {"documents": frame.height, "tokens": int(frame["total"].sum()), "doc_ids": frame["doc_id"].sort().to_list()}
-
-
 def diff(before: Path, after: Path) -> dict:
     """Documents and tokens added and removed from `before` to `after`: added ones grouped by source
     and cluster, removed ones by the reason `after` gives, by source and by cluster."""
-    old = pl.read_parquet(before / "manifest.parquet").with_columns(total=pl.col("tokens") * pl.col("repeats"))
-    new = pl.read_parquet(after / "manifest.parquet").with_columns(total=pl.col("tokens") * pl.col("repeats"))
-    verdicts = pl.read_parquet(after / "decisions.parquet").select("doc_id", "stage", "reason")
+    old = pl.read_parquet(before / MANIFEST).with_columns(total=pl.col("tokens") * pl.col("repeats"))
+    new = pl.read_parquet(after / MANIFEST).with_columns(total=pl.col("tokens") * pl.col("repeats"))
+    verdicts = pl.read_parquet(after / DECISIONS).select("doc_id", "stage", "reason")
     added = new.join(old, on="doc_id", how="anti")
     removed = old.join(new, on="doc_id", how="anti").join(verdicts, on="doc_id", how="left")
-    taken_down = takedowns.log_of(after.parents[2]).removed()
+    taken_down = takedowns.log_of(Layout.of_materialization(after).root).removed()
     removed = removed.with_columns(
         why=pl.when(taken_down.mask(pl.col("doc_id")))
         .then(pl.lit("taken down"))

@@ -34,6 +34,7 @@ from curation_dag.steps.recipes import sandbox as sql_sandbox
 from curation_dag.steps.recipes.files import RecipeError, build, line_of, read_yaml
 
 STAGES = ("weights", "exact", "near", "semantic", "filter", "pruning", "budget")
+FUNNEL = (*STAGES, "kept")  # every verdict in funnel order: removed at a stage, or kept
 WEIGHT_TOLERANCE = 1e-6
 
 
