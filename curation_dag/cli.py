@@ -10,8 +10,10 @@ from pathlib import Path
 import click
 import dagster as dg
 
+from curation_dag.materializations import latest_versions
 from curation_dag.settings import Settings, dagster_home
 from curation_dag.steps.audit import lineage as audits
+from curation_dag.store import layout
 from curation_dag.store.ledger import Ledger
 
 QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -55,7 +57,7 @@ def demo() -> None:
     click.echo(f"\n{'drop':<24} {'rows':>6} {'accepted':>9} {'quarantined':>12} {'checks':>7}  documents")
     for key in keys:
         result = run("curation_job", key)
-        metadata = result.asset_materializations_for_node("raw_documents")[0].metadata
+        metadata = result.asset_materializations_for_node(layout.RAW_DOCUMENTS)[0].metadata
         checks = "passed" if all(c.passed for c in result.get_asset_check_evaluations()) else "FAILED"
         rows, accepted, quarantined = (metadata[n].value for n in ("input_rows", "accepted", "quarantined"))
         path = metadata["documents"].value
@@ -63,22 +65,22 @@ def demo() -> None:
     click.echo("\nQuarantined rows sit beside each documents.parquet in quarantine.parquet.")
 
     run("dedup_job")
-    storage = defs.resources["storage"]
-    near = {e["key"]: e for e in Ledger(storage.asset_dir("near_duplicates")).drops}
+    stored = defs.resources["storage"].layout
+    near = {e["key"]: e for e in Ledger(stored.asset(layout.NEAR_DUPLICATES)).drops}
     click.echo(f"\n{'drop (arrival order)':<24} {'exact dups':>10} {'near dups':>10}")
-    for entry in Ledger(storage.asset_dir("exact_duplicates")).drops:
+    for entry in Ledger(stored.asset(layout.EXACT_DUPLICATES)).drops:
         click.echo(f"{entry['key']:<24} {entry['duplicates']:>10} {near[entry['key']]['duplicates']:>10}")
 
-    embedded = [run("embed_job", key).asset_materializations_for_node("embeddings")[0].metadata for key in keys]
+    embedded = [run("embed_job", key).asset_materializations_for_node(layout.EMBEDDINGS)[0].metadata for key in keys]
     model, device = embedded[0]["model"].value, embedded[0]["device"].value
     total = sum(m["documents"].value for m in embedded)
     click.echo(f"\nEmbedded {total} deduplicated documents with {model} on {device}.")
     semantic = run("semantic_job")
-    clusters = semantic.asset_materializations_for_node("semantic_clusters")[0].metadata
-    decided = Ledger(storage.asset_dir("semantic_duplicates")).drops
+    clusters = semantic.asset_materializations_for_node(layout.SEMANTIC_CLUSTERS)[0].metadata
+    decided = Ledger(stored.asset(layout.SEMANTIC_DUPLICATES)).drops
     marked, total = sum(e["duplicates"] for e in decided), sum(e["documents"] for e in decided)
     click.echo(f"{clusters['k'].value} semantic clusters; SemDeDup marked {marked} of {total} as semantic duplicates.")
-    scores = semantic.asset_materializations_for_node("quality_scores")[0].metadata
+    scores = semantic.asset_materializations_for_node(layout.QUALITY_SCORES)[0].metadata
     click.echo(f"\nShare passing each quality rule set, by source:\n{scores['pass_rates_by_source'].value}")
     mixtures = run("mixtures_job")
     click.echo(f"\n{'mixture':<30} {'documents':>9} {'tokens':>8} {'budget':>8}  manifest sha256")
@@ -90,7 +92,7 @@ def demo() -> None:
             metadata[n].value for n in ("documents", "tokens", "budget_tokens", "manifest_sha256")
         )
         click.echo(f"{node:<30} {documents:>9} {tokens:>8} {budget:>8}  {digest[:16]}")
-    click.echo(f"\nMixtures, their manifests and decision ledgers: {storage.asset_dir('mixtures')}")
+    click.echo(f"\nMixtures, their manifests and decision ledgers: {stored.asset(layout.MIXTURES)}")
     click.echo("`make ui` shows the asset graph, the runs and every asset's metadata.")
 
 
@@ -114,10 +116,10 @@ def remove(doc_ids, content_hashes, drops, reason: str, requested_by: str) -> No
     config = {**request, "reason": reason, "requested_by": requested_by}
     result = defs.resolve_job_def("takedown_job").execute_in_process(
         instance=instance,
-        run_config={**QUIET_RUN, "ops": {"takedowns": {"config": config}}},
+        run_config={**QUIET_RUN, "ops": {layout.TAKEDOWNS: {"config": config}}},
         raise_on_error=False,
     )
-    logged = result.asset_materializations_for_node("takedowns")
+    logged = result.asset_materializations_for_node(layout.TAKEDOWNS)
     if not logged:
         failure = next((e.message for e in result.all_events if e.is_failure), "")
         raise click.ClickException(f"nothing was taken down: {failure}")
@@ -157,20 +159,12 @@ def _latest_runs(doc_id: str) -> dict:
     """Without a mixture: the latest materialization of each asset behind a fact, from the instance."""
     dagster_home()
     instance = dg.DagsterInstance.get()
-    partition = "/".join(doc_id.split("/")[:2])
+    drop = "/".join(doc_id.split("/")[:2])
     produced = {}
     for fact, asset in audits.FACT_ASSETS.items():
-        partitioned = asset in ("raw_documents", "quality_signals")
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partitioned else None),
-            limit=1,
-        ).records
-        event = records[0].event_log_entry if records else None
-        produced[fact] = event and {
-            "code_version": event.asset_materialization.tags.get("dagster/code_version"),
-            "data_version": event.asset_materialization.tags.get("dagster/data_version"),
-            "run_id": event.run_id,
-        }
+        partitions = [drop] if asset in layout.PER_DROP_FILE else None
+        latest = latest_versions(instance, dg.AssetKey(asset), partitions, limit=1)
+        produced[fact] = next(iter(latest.values()), None)
     return produced
 
 
