@@ -40,7 +40,7 @@ def embeddings(
         raise dg.Failure(description=_not_deduplicated(context, storage, key, near))
     documents = kept_documents(near.committed(key), storage.upstream(layout.documents(key), RAW_DOCUMENTS, key))
     out = layout.embeddings(key, embedder.model_id)
-    earlier = _every_drops_vectors(storage, embedder.model_id)  # this drop's last run included
+    earlier = _model_vectors(storage, embedder.model_id)  # this drop's last run included
     embedded = embed_drop(documents, earlier, embedder.encode, embedder.dimension, out)
     written = pl.read_parquet(out)
     return dg.MaterializeResult(
@@ -50,7 +50,7 @@ def embeddings(
     )
 
 
-def _every_drops_vectors(storage: StorageResource, model_id: str) -> list[Path]:
+def _model_vectors(storage: StorageResource, model_id: str) -> list[Path]:
     """The vectors files of every drop embedded with this model, sorted by path."""
     return sorted(storage.layout.asset(EMBEDDINGS).glob(f"*/*/{model_id}.parquet"))
 
