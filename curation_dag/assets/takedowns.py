@@ -6,6 +6,7 @@ from pydantic import Field
 from curation_dag.resources import StorageResource
 from curation_dag.steps.recipes.sandbox import DUCKDB_POOL
 from curation_dag.steps.takedowns import removal as core
+from curation_dag.store.layout import RAW_DOCUMENTS
 
 
 class TakedownRequest(dg.Config):
@@ -34,25 +35,15 @@ def takedowns(
         )
     if not (config.reason.strip() and config.requested_by.strip()):
         raise dg.Failure(description="a takedown needs a reason and who requested it (reason, requested_by)")
-    raw = storage.asset_dir("raw_documents")
     try:
-        selected = core.select(
-            sorted(raw.glob("*/*/documents.parquet")), config.doc_ids, config.content_hashes, config.drops
-        )
+        documents = storage.layout.per_drop_files(RAW_DOCUMENTS)
+        selected = core.select(documents, config.doc_ids, config.content_hashes, config.drops)
     except core.TakedownError as error:
         raise dg.Failure(description=str(error)) from None
     asked = {"doc_ids": config.doc_ids, "content_hashes": config.content_hashes, "drops": config.drops}
     entry = log.append(config.requested_by, config.reason, asked, selected)
-    removed, detail = log.removed(), f"takedown {entry['takedown']} by {config.requested_by}: {config.reason}"
-    purged = {}
-    for drop in sorted(set(selected["source"] + "/" + selected["drop_id"])):
-        folder = raw / drop
-        purged[str(folder / "documents.parquet")] = core.purge_documents(
-            folder / "documents.parquet", folder / "quarantine.parquet", removed, detail
-        )
-    for path in sorted(storage.asset_dir("mixtures").glob("*/*/documents.*")):
-        if count := core.purge_file(path, removed):
-            purged[str(path)] = count
+    detail = f"takedown {entry['takedown']} by {config.requested_by}: {config.reason}"
+    purged = core.purge(storage.layout, selected, log.removed(), detail)
     context.log.info(f"{detail}: {selected.height} documents taken down, texts purged from {len(purged)} files")
     return dg.MaterializeResult(
         metadata={

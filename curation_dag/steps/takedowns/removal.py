@@ -173,6 +173,20 @@ def purge_documents(documents: Path, quarantine: Path, removed: Removed, detail:
     return taken.height
 
 
+def purge(layout: Layout, selected: pl.DataFrame, removed: Removed, detail: str) -> dict[str, int]:
+    """Purge the removed documents from the stored texts of the drops of `selected` (the documents a
+    takedown named) and from every mixture's documents file; returns the texts purged by file: each of
+    those drops' documents file, and the mixture files that had any."""
+    purged = {}
+    for drop in sorted(set(selected["source"] + "/" + selected["drop_id"])):
+        documents = layout.documents(drop)
+        purged[str(documents)] = purge_documents(documents, layout.quarantine(drop), removed, detail)
+    for path in layout.mixture_documents():
+        if count := purge_file(path, removed):
+            purged[str(path)] = count
+    return purged
+
+
 def purge_file(path: Path, removed: Removed) -> int:
     """Rewrite a mixture's documents file (Parquet or JSONL) without the removed documents."""
     frame = pl.read_ndjson(path) if path.suffix == ".jsonl" else pl.read_parquet(path)
