@@ -26,7 +26,7 @@ def new_drops_sensor(
         context.log.warning(message)
     changed = 0
     for drop in complete:
-        recorded = drop_files.load(storage.drop_files_record(drop.key)) if drop.key in known else None
+        recorded = drop_files.load(storage.layout.drop_files(drop.key)) if drop.key in known else None
         if recorded is not None and (lines := drop_files.content_changes(drop.path, recorded)):
             changed += 1
             context.log.warning(drop_files.refusal(drop.key, drop.path, lines))

@@ -24,10 +24,6 @@ class StorageResource(dg.ConfigurableResource):
     def asset_dir(self, asset: str, partition_key: str | None = None) -> Path:
         return self.layout.asset(asset, partition_key)
 
-    def drop_files_record(self, partition_key: str) -> Path:
-        """The files of a drop as they were ingested, with their digests (steps/ingest/drop_files.py)."""
-        return self.layout.drop_files(partition_key)
-
     def takedown_log(self) -> TakedownLog:
         """The append-only log of takedowns, `<root>/takedowns/log.jsonl`."""
         return log_of(self.root)

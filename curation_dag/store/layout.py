@@ -97,6 +97,10 @@ class Layout:
     def embeddings(self, drop: str, model_id: str) -> Path:
         return self.asset(EMBEDDINGS, drop) / f"{model_id}.parquet"
 
+    def embeddings_files(self, model_id: str) -> list[Path]:
+        """Every drop's vectors from one model, sorted by path."""
+        return sorted(self.asset(EMBEDDINGS).glob(f"*/*/{model_id}.parquet"))
+
     def signals(self, drop: str) -> Path:
         return self.per_drop_file(QUALITY_SIGNALS, drop)
 

@@ -30,8 +30,13 @@ class Ledger:
     def keys(self) -> list[str]:
         return [entry["key"] for entry in self.drops]
 
+    @property
+    def decisions(self) -> Path:
+        """The folder of the decision files, one per absorbed drop."""
+        return self.folder / "decisions"
+
     def decision_file(self, key: str) -> Path:
-        return self.folder / "decisions" / f"{key}.parquet"
+        return self.decisions / f"{key}.parquet"
 
     def committed(self, key: str) -> Path:
         """The decision file of an absorbed drop, checked whole (DamagedFile says how to rebuild)."""

@@ -63,8 +63,8 @@ def test_every_lower_bound_is_the_locked_version_the_tests_run_on():
 
 
 def test_readme_explains_every_quarantine_reason():
-    from curation_dag.steps.ingest.documents import REASONS
+    from curation_dag.steps.ingest.reasons import Reason
     from curation_dag.steps.takedowns.removal import REASON as TAKEN_DOWN
 
     table = set(re.findall(r"^\| `(\w+)` \|", (PROJECT / "README.md").read_text(), flags=re.MULTILINE))
-    assert set(REASONS) | {TAKEN_DOWN} <= table, "README.md's reason table lacks some quarantine reasons"
+    assert set(Reason) | {TAKEN_DOWN} <= table, "README.md's reason table lacks some quarantine reasons"
