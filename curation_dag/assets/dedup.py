@@ -129,7 +129,7 @@ def _result(
             "by_drop": dg.MetadataValue.md(markdown_table(rates)),
             "by_source": dg.MetadataValue.md(markdown_table(summary.rates_by_source(ledger))),
             "largest_groups": dg.MetadataValue.md(largest),
-            "decisions": dg.MetadataValue.path(str(ledger.folder / "decisions")),
+            "decisions": dg.MetadataValue.path(str(ledger.decisions)),
         },
         data_version=dg.DataVersion(ledger.digest()),
         check_results=duplicate_checks(asset, new, decisions, new_rates, band),

@@ -12,7 +12,7 @@ from curation_dag.partitions import drops_partitions
 from curation_dag.resources import StorageResource
 from curation_dag.resources.embedder import EmbedderResource
 from curation_dag.steps.embed.vectors import Embedded, embed_drop, kept_documents
-from curation_dag.store.layout import EMBEDDINGS, EXACT_DUPLICATES, MINHASH_SIGNATURES, NEAR_DUPLICATES, RAW_DOCUMENTS
+from curation_dag.store.layout import EXACT_DUPLICATES, MINHASH_SIGNATURES, NEAR_DUPLICATES, RAW_DOCUMENTS
 from curation_dag.store.ledger import Ledger
 
 # On Kubernetes (dagster-k8s), each step of this asset asks for one GPU.
@@ -40,7 +40,7 @@ def embeddings(
         raise dg.Failure(description=_not_deduplicated(context, storage, key, near))
     documents = kept_documents(near.committed(key), storage.upstream(layout.documents(key), RAW_DOCUMENTS, key))
     out = layout.embeddings(key, embedder.model_id)
-    earlier = _model_vectors(storage, embedder.model_id)  # this drop's last run included
+    earlier = storage.layout.embeddings_files(embedder.model_id)  # this drop's last run included
     embedded = embed_drop(documents, earlier, embedder.encode, embedder.dimension, out)
     written = pl.read_parquet(out)
     return dg.MaterializeResult(
@@ -48,11 +48,6 @@ def embeddings(
         data_version=dg.DataVersion(file_digest(out)),
         check_results=[check_unit_vectors(written, embedder.dimension)],
     )
-
-
-def _model_vectors(storage: StorageResource, model_id: str) -> list[Path]:
-    """The vectors files of every drop embedded with this model, sorted by path."""
-    return sorted(storage.layout.asset(EMBEDDINGS).glob(f"*/*/{model_id}.parquet"))
 
 
 def _metadata(documents: int, embedded: Embedded, embedder: EmbedderResource, out: Path) -> dict:
