@@ -10,23 +10,26 @@ no scripts, so it opens the same from a laptop, a CI artifact or an air-gapped c
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import jinja2
 import numpy as np
 import polars as pl
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from markupsafe import Markup
 
 from curation_dag.metadata import markdown_table
-from curation_dag.steps.mixtures.selection import STAGES
+from curation_dag.steps.mixtures.selection import FUNNEL
 from curation_dag.steps.quality.rules import RULES
 from curation_dag.store.atomic import atomic_path
+from curation_dag.store.layout import CANDIDATES, CURRENT, DECISIONS, MANIFEST, MIXTURES, REPORT, RUN, SUMMARY
 
-REPORT = "report.html"
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 NOT_RECORDED = "not recorded"
 TOP_CLUSTERS = 15  # more bars than this stop being readable; the table says how many clusters there are
 # The signals people check first: length, word shape, repetition, punctuation, code shape, language.
@@ -60,24 +63,23 @@ td.hash { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px
 
 
 def render_report(folder: Path) -> Path:
-    """Write `folder/report.html`, the audit report of the mixture materialized in `folder`; return its path."""
+    """Write the report (`REPORT`) of the mixture materialized in `folder`; return its path."""
     audit = _load(folder)
     name = audit.run.get("mixture") or audit.folder.parent.name
-    digest = audit.summary.get("manifest_sha256", "")
-    body = [
-        f"<h1>Mixture {_escape(name)} <code>{_escape(digest)}</code></h1>",
-        _table("header-table", _header(audit, name)),
-        *_funnel_section(audit),
-        *_sources_section(audit),
-        *_clusters_section(audit),
-        *_signals_section(audit),
-        *_languages_section(audit),
-        *_run_section(audit),
-    ]
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>Mixture {_escape(name)} {_escape(digest[:16])}</title><style>{CSS}</style></head>\n"
-        "<body>\n" + "\n".join(body) + "\n</body></html>\n"
+    page = _PAGE.render(
+        name=name,
+        digest=audit.summary.get("manifest_sha256", ""),
+        css=Markup(CSS),
+        not_recorded=NOT_RECORDED,
+        candidates_file=CANDIDATES,
+        run_file=RUN,
+        header=_table("header-table", _header(audit, name)),
+        funnel=_funnel_section(audit),
+        sources=_sources_section(audit),
+        clusters=_clusters_section(audit),
+        signals=_signals_section(audit),
+        languages=_languages_section(audit),
+        run=_run_section(audit),
     )
     path = audit.folder / REPORT
     with atomic_path(path) as temporary:
@@ -110,25 +112,25 @@ class _Audit:
 
 def _load(folder: Path) -> _Audit:
     folder = Path(folder)
-    required = ("summary.json", "manifest.parquet", "decisions.parquet")
+    required = (SUMMARY, MANIFEST, DECISIONS)
     missing = [name for name in required if not (folder / name).is_file()]
     if missing:
         raise FileNotFoundError(
             f"{folder}: no {', '.join(missing)}; pass the folder of one mixture materialization, "
-            "<storage>/mixtures/<name>/<16 hex>/ (its CURRENT file names the latest)"
+            f"<storage>/{MIXTURES}/<name>/<16 hex>/ (its {CURRENT} file names the latest)"
         )
     candidates = None
-    if (folder / "candidates.parquet").is_file():
-        available = pl.scan_parquet(folder / "candidates.parquet").collect_schema().names()
+    if (folder / CANDIDATES).is_file():
+        available = pl.scan_parquet(folder / CANDIDATES).collect_schema().names()
         wanted = [c for c in ("doc_id", "cluster", *KEY_SIGNALS) if c in available]
-        candidates = pl.read_parquet(folder / "candidates.parquet", columns=wanted)
-    run_file = folder / "run.json"
+        candidates = pl.read_parquet(folder / CANDIDATES, columns=wanted)
+    run_file = folder / RUN
     return _Audit(
         folder=folder,
-        summary=json.loads((folder / "summary.json").read_text()),
+        summary=json.loads((folder / SUMMARY).read_text()),
         run=json.loads(run_file.read_text()) if run_file.is_file() else {},
-        manifest=pl.read_parquet(folder / "manifest.parquet"),
-        decisions=pl.read_parquet(folder / "decisions.parquet"),
+        manifest=pl.read_parquet(folder / MANIFEST),
+        decisions=pl.read_parquet(folder / DECISIONS),
         candidates=candidates,
     )
 
@@ -163,7 +165,7 @@ def _funnel(audit: _Audit) -> pl.DataFrame:
         .iter_rows(named=True)
     }
     rows, remaining = [], audit.decisions.height
-    for stage in (*STAGES, "kept"):
+    for stage in FUNNEL:
         row = per_stage.get(stage, {"documents": 0, "tokens": None, "counted": 0})
         if stage != "kept":
             remaining -= row["documents"]
@@ -242,106 +244,82 @@ def _upstream(audit: _Audit) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=dict.fromkeys(columns, pl.String))
 
 
-# Sections
+# Sections: what the page template shows of each, None for a section with nothing to show
 
 
-def _funnel_section(audit: _Audit) -> list[str]:
+def _funnel_section(audit: _Audit) -> dict:
     funnel = _funnel(audit)
-    return [
-        "<h2>Funnel</h2>",
-        '<p class="note">Every candidate is removed by the first stage that removes it, or kept. Tokens are '
-        "counted once per document, and only for documents that reached the budget stage.</p>",
-        '<div class="pair">',
-        _img("funnel-plot", "Documents remaining after each stage", _funnel_plot(funnel)),
-        _table("funnel-table", funnel),
-        "</div>",
-    ]
+    return {
+        "plot": _Plot("funnel-plot", "Documents remaining after each stage", _funnel_plot(funnel)),
+        "table": _table("funnel-table", funnel),
+    }
 
 
-def _sources_section(audit: _Audit) -> list[str]:
+def _sources_section(audit: _Audit) -> dict | None:
     sources = _sources(audit)
     if sources.is_empty():
-        return ["<h2>Token shares by source</h2>", '<p class="note">No documents were kept.</p>']
-    return [
-        "<h2>Token shares by source</h2>",
-        "<p class=\"note\">Each source's share of the mixture's tokens (repeats included) beside its weight.</p>",
-        '<div class="pair">',
-        _img("sources-plot", "Token share by source beside its weight", _sources_plot(sources)),
-        _table("sources-table", sources, percent=("share", "weight")),
-        "</div>",
-    ]
+        return None
+    return {
+        "plot": _Plot("sources-plot", "Token share by source beside its weight", _sources_plot(sources)),
+        "table": _table("sources-table", sources, percent=("share", "weight")),
+    }
 
 
-def _clusters_section(audit: _Audit) -> list[str]:
+def _clusters_section(audit: _Audit) -> dict | None:
     clusters = _clusters(audit)
-    section = ["<h2>Token shares by cluster</h2>"]
     if clusters.is_empty():
-        return [*section, '<p class="note">No clusters recorded: the pool has no cluster column.</p>']
+        return None
     shown = clusters.head(TOP_CLUSTERS)
-    section += [
-        f'<p class="note">The {shown.height} clusters with the most tokens, of {clusters.height} in the mixture.</p>',
-        '<div class="pair">',
-        _img("clusters-plot", f"Token share of the top {shown.height} clusters", _clusters_plot(shown)),
-        _table("clusters-table", shown, percent=("share",)),
-        "</div>",
-        "<h2>Cluster sizes</h2>",
-    ]
     kept = _cluster_counts(audit.manifest.filter(pl.col("cluster").is_not_null()))["documents"].to_numpy()
     candidates = audit.candidates
-    if candidates is None or "cluster" not in candidates.columns:
-        note = (
-            "Documents per cluster in the mixture; candidates per cluster " + NOT_RECORDED + " (no candidates.parquet)."
-        )
-        return [*section, f'<p class="note">{note}</p>', _img("cluster-sizes-plot", note, _sizes_plot(kept, None))]
-    every = _cluster_counts(candidates.filter(pl.col("cluster").is_not_null()))["documents"].to_numpy()
-    note = "How many clusters hold how many documents: every candidate, and the kept documents."
-    return [*section, f'<p class="note">{note}</p>', _img("cluster-sizes-plot", note, _sizes_plot(kept, every))]
+    every = (
+        _cluster_counts(candidates.filter(pl.col("cluster").is_not_null()))["documents"].to_numpy()
+        if candidates is not None and "cluster" in candidates.columns
+        else None
+    )
+    if every is None:
+        note = f"Documents per cluster in the mixture; candidates per cluster {NOT_RECORDED} (no {CANDIDATES})."
+    else:
+        note = "How many clusters hold how many documents: every candidate, and the kept documents."
+    return {
+        "shown": shown.height,
+        "total": clusters.height,
+        "plot": _Plot("clusters-plot", f"Token share of the top {shown.height} clusters", _clusters_plot(shown)),
+        "table": _table("clusters-table", shown, percent=("share",)),
+        "sizes_note": note,
+        "sizes_plot": _Plot("cluster-sizes-plot", note, _sizes_plot(kept, every)),
+    }
 
 
-def _signals_section(audit: _Audit) -> list[str]:
-    section = ["<h2>Quality signals, kept vs removed</h2>"]
+def _signals_section(audit: _Audit) -> dict:
+    """The plot, or `missing`: what is not in the folder (the candidates, or every key signal)."""
     candidates = audit.candidates
     if candidates is None:
-        return [*section, f'<p class="note">Signals {NOT_RECORDED}: this folder has no candidates.parquet.</p>']
+        return {"missing": "candidates"}
     # Documents of sources outside the weights were never considered; they would only blur the comparison.
     judged = candidates.join(
         audit.decisions.filter(pl.col("stage").fill_null("") != "weights").select("doc_id", "verdict"), on="doc_id"
     )
     signals = [s for s in KEY_SIGNALS if s in judged.columns and _finite(judged[s]).len()]
     if not signals:
-        return [*section, '<p class="note">None of the key signals is in candidates.parquet.</p>']
-    note = (
-        "Each group's share of documents per bin, for the documents of the weighted sources. Dashed lines are "
-        "the thresholds of the rule on that signal (steps/quality/rules.py), whether or not this mixture applies it."
-    )
-    return [
-        *section,
-        f'<p class="note">{note}</p>',
-        _img(
-            "signals-plot", "Quality signal distributions of kept and removed documents", _signals_plot(judged, signals)
-        ),
-    ]
+        return {"missing": "signals"}
+    alt = "Quality signal distributions of kept and removed documents"
+    return {"plot": _Plot("signals-plot", alt, _signals_plot(judged, signals))}
 
 
-def _languages_section(audit: _Audit) -> list[str]:
+def _languages_section(audit: _Audit) -> _Table | None:
     languages = _languages(audit)
-    if languages.is_empty():
-        return ["<h2>Languages</h2>", f'<p class="note">Languages {NOT_RECORDED}.</p>']
-    return ["<h2>Languages</h2>", _table("languages-table", languages, percent=("share",))]
+    return None if languages.is_empty() else _table("languages-table", languages, percent=("share",))
 
 
-def _run_section(audit: _Audit) -> list[str]:
-    section = ["<h2>Recipes and upstream versions</h2>"]
+def _run_section(audit: _Audit) -> dict | None:
     if not audit.run:
-        return [*section, f'<p class="note">Recipe hashes and upstream versions {NOT_RECORDED}: no run.json.</p>']
+        return None
     recipes, upstream = _recipes(audit), _upstream(audit)
-    return [
-        *section,
-        '<p class="note">The SHA-256 of every recipe file when the mixture was built.</p>',
-        _table("recipes-table", recipes) if recipes.height else f'<p class="note">Recipes {NOT_RECORDED}.</p>',
-        '<p class="note">The latest materialization of every upstream asset (of each partition) at build time.</p>',
-        _table("upstream-table", upstream) if upstream.height else f'<p class="note">Upstream {NOT_RECORDED}.</p>',
-    ]
+    return {
+        "recipes": _table("recipes-table", recipes) if recipes.height else None,
+        "upstream": _table("upstream-table", upstream) if upstream.height else None,
+    }
 
 
 # Plots
@@ -352,7 +330,7 @@ def _funnel_plot(funnel: pl.DataFrame) -> str:
     labels = ["candidates", *(f"after {s}" for s in stages["stage"])]
     remaining = [int(funnel["remaining"][0] + funnel["documents"][0]), *stages["remaining"]]
     removed = [0, *stages["documents"]]
-    figure = Figure(figsize=(7, 3.6), dpi=DPI)
+    figure = _figure(figsize=(7, 3.6))
     axes = figure.subplots()
     bars = axes.barh(labels, remaining, color=[TARGET, *[KEPT] * stages.height])
     for bar, gone in zip(bars, removed, strict=True):
@@ -367,7 +345,7 @@ def _funnel_plot(funnel: pl.DataFrame) -> str:
 
 def _sources_plot(sources: pl.DataFrame) -> str:
     positions = np.arange(sources.height)
-    figure = Figure(figsize=(7, 0.6 + 0.5 * max(sources.height, 3)), dpi=DPI)
+    figure = _figure(figsize=(7, 0.6 + 0.5 * max(sources.height, 3)))
     axes = figure.subplots()
     axes.barh(positions - 0.2, sources["share"].fill_null(0), height=0.4, color=KEPT, label="token share")
     axes.barh(positions + 0.2, sources["weight"].fill_null(0), height=0.4, color=TARGET, label="weight")
@@ -381,7 +359,7 @@ def _sources_plot(sources: pl.DataFrame) -> str:
 
 
 def _clusters_plot(clusters: pl.DataFrame) -> str:
-    figure = Figure(figsize=(7, 0.8 + 0.28 * max(clusters.height, 4)), dpi=DPI)
+    figure = _figure(figsize=(7, 0.8 + 0.28 * max(clusters.height, 4)))
     axes = figure.subplots()
     axes.barh([f"cluster {c}" for c in clusters["cluster"]], clusters["share"], color=KEPT)
     axes.invert_yaxis()
@@ -393,7 +371,9 @@ def _clusters_plot(clusters: pl.DataFrame) -> str:
 
 
 def _sizes_plot(kept: np.ndarray, every: np.ndarray | None) -> str:
-    figure = Figure(figsize=(10, 3), dpi=DPI)
+    from matplotlib.ticker import MaxNLocator
+
+    figure = _figure(figsize=(10, 3))
     axes = figure.subplots()
     values = kept if every is None else np.concatenate([kept, every])
     low, high = (values.min(), values.max()) if values.size else (0, 1)
@@ -420,7 +400,7 @@ def _signals_plot(judged: pl.DataFrame, signals: list[str]) -> str:
     thresholds = {rule.signal: (rule.low, rule.high) for rule in RULES}
     columns = 4
     rows = -(-len(signals) // columns)
-    figure = Figure(figsize=(12, 2.4 * rows + 0.6), dpi=DPI)
+    figure = _figure(figsize=(12, 2.4 * rows + 0.6))
     grid = figure.subplots(rows, columns, squeeze=False).ravel()
     kept = judged["verdict"] == "kept"
     groups = [(kept, f"kept: {kept.sum():,} documents", KEPT), (~kept, f"removed: {(~kept).sum():,}", REMOVED)]
@@ -464,6 +444,12 @@ def _tidy(axes) -> None:
     axes.spines[["top", "right"]].set_visible(False)
 
 
+def _figure(**size) -> Figure:
+    from matplotlib.figure import Figure  # here, so that loading the code location does not import matplotlib
+
+    return Figure(dpi=DPI, **size)
+
+
 def _png(figure: Figure, tight: bool = True) -> str:
     """The figure as base64 PNG; no software tag, so the page holds no address of any kind."""
     if tight:
@@ -476,21 +462,27 @@ def _png(figure: Figure, tight: bool = True) -> str:
 # HTML
 
 
-def _img(plot_id: str, alt: str, png: str) -> str:
-    return f'<img id="{plot_id}" alt="{_escape(alt)}" src="data:image/png;base64,{png}">'
+@dataclass(frozen=True)
+class _Plot:
+    id: str
+    alt: str
+    png: str  # base64
 
 
-def _table(table_id: str, frame: pl.DataFrame, percent: tuple[str, ...] = ()) -> str:
+@dataclass(frozen=True)
+class _Table:
+    id: str
+    columns: list[str]
+    rows: list[list[tuple[str, str]]]  # (text, class attribute) per cell
+
+
+def _table(table_id: str, frame: pl.DataFrame, percent: tuple[str, ...] = ()) -> _Table:
     kinds = [
         ' class="num"' if frame[c].dtype.is_numeric() else ' class="hash"' if c in HASH_COLUMNS else ""
         for c in frame.columns
     ]
-    head = "".join(f"<th>{_escape(c)}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td{kind}>{_escape(text)}</td>" for text, kind in zip(row, kinds, strict=True)) + "</tr>\n"
-        for row in _formatted(frame, percent).iter_rows()
-    )
-    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody></table>'
+    rows = [list(zip(row, kinds, strict=True)) for row in _formatted(frame, percent).iter_rows()]
+    return _Table(table_id, frame.columns, rows)
 
 
 def _formatted(frame: pl.DataFrame, percent: tuple[str, ...] = ()) -> pl.DataFrame:
@@ -513,5 +505,81 @@ def _formatted(frame: pl.DataFrame, percent: tuple[str, ...] = ()) -> pl.DataFra
     )
 
 
-def _escape(value: object) -> str:
-    return html.escape(str(value), quote=True)
+_PAGE = jinja2.Environment(
+    autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True
+).from_string(
+    """\
+{%- macro img(plot) -%}
+<img id="{{ plot.id }}" alt="{{ plot.alt }}" src="data:image/png;base64,{{ plot.png }}">
+{%- endmacro -%}
+{%- macro table(t) -%}
+<table id="{{ t.id }}"><thead><tr>{% for column in t.columns %}<th>{{ column }}</th>{% endfor %}</tr></thead>
+<tbody>
+{% for row in t.rows %}
+<tr>{% for text, kind in row %}<td{{ kind|safe }}>{{ text }}</td>{% endfor %}</tr>
+{% endfor %}
+</tbody></table>
+{%- endmacro -%}
+{%- macro pair(section) -%}
+<div class="pair">
+{{ img(section.plot) }}
+{{ table(section.table) }}
+</div>
+{%- endmacro -%}
+<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Mixture {{ name }} {{ digest[:16] }}</title>\
+<style>{{ css }}</style></head>
+<body>
+<h1>Mixture {{ name }} <code>{{ digest }}</code></h1>
+{{ table(header) }}
+<h2>Funnel</h2>
+<p class="note">Every candidate is removed by the first stage that removes it, or kept. Tokens are counted once \
+per document, and only for documents that reached the budget stage.</p>
+{{ pair(funnel) }}
+<h2>Token shares by source</h2>
+{% if sources %}
+<p class="note">Each source's share of the mixture's tokens (repeats included) beside its weight.</p>
+{{ pair(sources) }}
+{% else %}
+<p class="note">No documents were kept.</p>
+{% endif %}
+<h2>Token shares by cluster</h2>
+{% if clusters %}
+<p class="note">The {{ clusters.shown }} clusters with the most tokens, of {{ clusters.total }} in the mixture.</p>
+{{ pair(clusters) }}
+<h2>Cluster sizes</h2>
+<p class="note">{{ clusters.sizes_note }}</p>
+{{ img(clusters.sizes_plot) }}
+{% else %}
+<p class="note">No clusters recorded: the pool has no cluster column.</p>
+{% endif %}
+<h2>Quality signals, kept vs removed</h2>
+{% if signals.missing == "candidates" %}
+<p class="note">Signals {{ not_recorded }}: this folder has no {{ candidates_file }}.</p>
+{% elif signals.missing == "signals" %}
+<p class="note">None of the key signals is in {{ candidates_file }}.</p>
+{% else %}
+<p class="note">Each group's share of documents per bin, for the documents of the weighted sources. Dashed lines \
+are the thresholds of the rule on that signal (steps/quality/rules.py), whether or not this mixture applies it.</p>
+{{ img(signals.plot) }}
+{% endif %}
+<h2>Languages</h2>
+{% if languages %}
+{{ table(languages) }}
+{% else %}
+<p class="note">Languages {{ not_recorded }}.</p>
+{% endif %}
+<h2>Recipes and upstream versions</h2>
+{% if run %}
+<p class="note">The SHA-256 of every recipe file when the mixture was built.</p>
+{% if run.recipes %}{{ table(run.recipes) }}{% else %}<p class="note">Recipes {{ not_recorded }}.</p>{% endif %}
+
+<p class="note">The latest materialization of every upstream asset (of each partition) at build time.</p>
+{% if run.upstream %}{{ table(run.upstream) }}{% else %}<p class="note">Upstream {{ not_recorded }}.</p>{% endif %}
+
+{% else %}
+<p class="note">Recipe hashes and upstream versions {{ not_recorded }}: no {{ run_file }}.</p>
+{% endif %}
+</body></html>
+"""
+)
