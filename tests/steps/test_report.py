@@ -28,7 +28,7 @@ KEPT_BLUE = (0x4F, 0x6B, 0xED)  # the report's colour for kept documents, in eve
 
 @pytest.fixture
 def materialization(tmp_path):
-    """A small mixture folder following the contract of assets/mixtures.py: 60 candidates of three
+    """A small mixture folder following the contract of steps/mixtures/build.py: 60 candidates of three
     sources (one outside the weights), removed at every stage or kept, in 8 clusters (some with none)."""
     rng = np.random.default_rng(0)
     n = 60
