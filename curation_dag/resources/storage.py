@@ -25,7 +25,7 @@ class StorageResource(dg.ConfigurableResource):
         return self.layout.asset(asset, partition_key)
 
     def takedown_log(self) -> TakedownLog:
-        """The append-only log of takedowns, `<root>/takedowns/log.jsonl`."""
+        """The append-only log of takedowns (store/layout.py names its file)."""
         return log_of(self.root)
 
     def upstream(self, path: Path, asset: str, partition_key: str | None = None) -> Path:
