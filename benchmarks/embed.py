@@ -24,7 +24,8 @@ import dagster as dg
 import numpy as np
 
 from curation_dag.resources.embedder import EmbedderResource, bundled_minilm
-from curation_dag.steps.semantic.semdedup import SemanticConfig, assign, find_semantic_duplicates, fit_centroids
+from curation_dag.steps.semantic.config import KMeansConfig
+from curation_dag.steps.semantic.semdedup import assign, find_semantic_duplicates, fit_centroids
 
 PROJECT = Path(__file__).resolve().parents[1]
 CORPORA = ["web_pages_fulltext", "web_pages_main", "cc_web_samples", "reuters21578", "deb_manpages",
@@ -71,7 +72,7 @@ def pairs(vectors: np.ndarray, threshold: float) -> set[tuple[int, int]]:
 
 def semdedup_marks(vectors: np.ndarray, eps: float) -> np.ndarray:
     """Group root of each vector after SemDeDup (keep: earliest) on sqrt(N) k-means clusters."""
-    centroids, _ = fit_centroids(vectors, SemanticConfig())
+    centroids, _ = fit_centroids(vectors, KMeansConfig())
     clusters, distances = assign(vectors, centroids)
     none = np.zeros((0, vectors.shape[1]), np.float32), np.zeros(0, np.int64)
     match, _ = find_semantic_duplicates(vectors, clusters, distances, *none, eps=eps, keep="earliest")

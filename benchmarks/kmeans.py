@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from curation_dag.steps.semantic.semdedup import SemanticConfig, assign, fit_centroids
+from curation_dag.steps.semantic.config import KMeansConfig
+from curation_dag.steps.semantic.semdedup import assign, fit_centroids
 
 
 def vectors(count: int, dimension: int, seed: int = 0) -> np.ndarray:
@@ -35,7 +36,7 @@ def main() -> None:
     for dimension in (256, 384):
         data = vectors(100_000, dimension)
         for k in (100, 1000):
-            config = SemanticConfig(clusters=k)
+            config = KMeansConfig(clusters=k)
             fits, assigns = [], []
             for _ in range(args.repeats):
                 started = time.perf_counter()

@@ -67,15 +67,24 @@ PIPELINE = [
 ]
 
 
+def _versioned(asset: dg.AssetsDefinition, versions: dict[str, str]) -> dg.AssetsDefinition:
+    """`asset` with the code version of the recipe settings its output depends on, where it has one."""
+    return asset.map_asset_specs(
+        lambda spec: spec.replace_attributes(code_version=versions.get(spec.key.to_user_string(), spec.code_version))
+    )
+
+
 def build_definitions(recipes_folder: str, drops_root: str, storage_root: str, embedder: EmbedderResource):
     """The code location for one recipes folder, drops root and storage root.
 
-    Recipe models (models/*.sql) and mixtures (mixtures/*.yml) are compiled here: a broken recipe
-    fails the code location's load, naming the file and line, before any run starts."""
+    Recipe models (models/*.sql) and mixtures (mixtures/*.yml) are compiled here, and the pipeline
+    assets' settings hashed into their code versions: a broken recipe fails the code location's load,
+    naming the file and line, before any run starts."""
     recipes = RecipesResource(folder=recipes_folder)
+    versions = recipes.code_versions()
     models = model_assets(recipes_folder)
     return dg.Definitions(
-        assets=[*PIPELINE, *models, *mixture_assets(recipes_folder, models)],
+        assets=[*(_versioned(asset, versions) for asset in PIPELINE), *models, *mixture_assets(recipes_folder, models)],
         jobs=[curation_job, dedup_job, embed_job, semantic_job, mixtures_job, takedown_job, recuration_job],
         schedules=[weekly_recuration],
         sensors=[new_drops_sensor, automation_sensor, dead_runs_sensor],

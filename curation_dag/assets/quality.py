@@ -4,22 +4,28 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import polars as pl
-import pyarrow.parquet as pq
 
-from curation_dag.assets.ingest import raw_documents
-from curation_dag.assets.semantic import fit_id, semantic_clusters
 from curation_dag.automation.conditions import on_new_data
 from curation_dag.checks.sql import sql_check
 from curation_dag.metadata import file_digest, histograms_markdown, markdown_table
 from curation_dag.partitions import drops_partitions, pending_drops
-from curation_dag.resources import StorageResource
-from curation_dag.steps.quality.pruning import cluster_complexity
-from curation_dag.steps.quality.rules import RULE_SETS, RULES, SIGNAL_RANGES, assess, rule_passes
+from curation_dag.resources import RecipesResource, StorageResource
+from curation_dag.resources.recipes import config_digest
+from curation_dag.steps.quality.rules import (
+    RULE_SETS,
+    SIGNAL_RANGES,
+    Rule,
+    assess_file,
+    rule_passes,
+    rule_sets,
+    rules_of,
+)
+from curation_dag.steps.quality.scores import absorb_scores, write_complexity
+from curation_dag.steps.semantic.absorb import fit_id
+from curation_dag.store.layout import QUALITY_SCORES, QUALITY_SIGNALS, RAW_DOCUMENTS, SEMANTIC_CLUSTERS
 from curation_dag.store.ledger import Ledger, exclusive, write_parquet
 
-BATCH = 2_000  # documents per batch: bounds the exploded word and n-gram tables in memory
 EXAMPLES_PER_RULE = 2
 PLOTTED = [
     "gopher_words", "gopher_mean_word_length", "gopher_alpha_word_frac", "gopher_stop_words",
@@ -44,7 +50,7 @@ def _range_violations(table: str) -> str:
 
 @dg.asset(
     partitions_def=drops_partitions,
-    deps=[raw_documents],
+    deps=[RAW_DOCUMENTS],
     group_name="quality",
     kinds={"polars", "parquet"},
     code_version="1",
@@ -52,60 +58,58 @@ def _range_violations(table: str) -> str:
     check_specs=[
         dg.AssetCheckSpec(
             "signals_within_valid_ranges",
-            asset="quality_signals",
+            asset=QUALITY_SIGNALS,
             blocking=True,
             description="No signal is null or NaN, fractions lie in [0, 1], counts and lengths are >= 0.",
         )
     ],
 )
-def quality_signals(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+def quality_signals(
+    context: dg.AssetExecutionContext, storage: StorageResource, recipes: RecipesResource
+) -> dg.MaterializeResult:
     """Every heuristic signal (Gopher, C4, FineWeb, code, language) of the drop's documents, with rule set verdicts."""
-    key = context.partition_key
-    source = storage.upstream_file("raw_documents", key, "documents.parquet")
-    documents = pq.ParquetFile(source)
+    key, layout = context.partition_key, storage.layout
+    source = storage.upstream(layout.documents(key), RAW_DOCUMENTS, key)
+    rules = rules_of(recipes.quality())
     started = time.perf_counter()
-    parts = []
-    for batch in documents.iter_batches(BATCH, columns=["doc_id", "text"]):
-        frame = pl.from_arrow(batch)
-        parts.append(pl.concat([frame.select("doc_id"), assess(frame["text"])], how="horizontal"))
-    signals = pl.concat(parts)
+    signals = assess_file(source, rules)
     seconds = time.perf_counter() - started
-    out = storage.asset_dir("quality_signals", key) / "signals.parquet"
+    out = layout.signals(key)
     write_parquet(signals, out)
     return dg.MaterializeResult(
         metadata={
             "documents": signals.height,
             "docs_per_second": round(signals.height / seconds, 1) if seconds else None,
-            "pass_rates": dg.MetadataValue.md(markdown_table(_pass_rates(signals))),
+            "pass_rates": dg.MetadataValue.md(markdown_table(_pass_rates(signals, rules))),
             "languages": dg.MetadataValue.md(markdown_table(_languages(signals))),
             "signal_distributions": dg.MetadataValue.md(
                 histograms_markdown(
-                    [(name, signals[name].to_numpy(), _cuts(name)) for name in PLOTTED],
+                    [(name, signals[name].to_numpy(), _cuts(name, rules)) for name in PLOTTED],
                     f"Quality signals of {key} (dashed: rule thresholds)",
                 )
             ),
-            "failing_examples": dg.MetadataValue.md(markdown_table(_failing_examples(signals, source))),
+            "failing_examples": dg.MetadataValue.md(markdown_table(_failing_examples(signals, source, rules))),
             "signals": dg.MetadataValue.path(str(out)),
         },
         data_version=dg.DataVersion(file_digest(out)),
         check_results=[
-            sql_check("quality_signals", "signals_within_valid_ranges", _range_violations("signals"), signals=str(out))
+            sql_check(QUALITY_SIGNALS, "signals_within_valid_ranges", _range_violations("signals"), signals=str(out))
         ],
     )
 
 
-def _cuts(signal: str) -> list[float]:
-    return [bound for rule in RULES if rule.signal == signal for bound in (rule.low, rule.high) if bound is not None]
+def _cuts(signal: str, rules: tuple[Rule, ...]) -> list[float]:
+    return [bound for rule in rules if rule.signal == signal for bound in (rule.low, rule.high) if bound is not None]
 
 
-def _pass_rates(signals: pl.DataFrame) -> pl.DataFrame:
+def _pass_rates(signals: pl.DataFrame, rules: tuple[Rule, ...]) -> pl.DataFrame:
     """Share of documents passing each rule set and rule, with the rule's passing range."""
-    passes = rule_passes(signals)
+    passes = rule_passes(signals, rules)
     rows = []
-    for name, rules in RULE_SETS.items():
+    for name, members in rule_sets(rules).items():
         rows.append({"rule": f"**{name}** (all rules)", "passes": "", "pass_rate": passes[name].mean()})
         rows += [
-            {"rule": rule.name, "passes": rule.describe(), "pass_rate": passes[rule.name].mean()} for rule in rules
+            {"rule": rule.name, "passes": rule.describe(), "pass_rate": passes[rule.name].mean()} for rule in members
         ]
     return pl.DataFrame(rows).with_columns(pl.col("pass_rate").round(3))
 
@@ -119,11 +123,11 @@ def _languages(signals: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _failing_examples(signals: pl.DataFrame, documents: Path) -> pl.DataFrame:
+def _failing_examples(signals: pl.DataFrame, documents: Path, rules: tuple[Rule, ...]) -> pl.DataFrame:
     """A few documents failing each rule, with the signal value and the opening of the text."""
-    passes = rule_passes(signals)
+    passes = rule_passes(signals, rules)
     rows = []
-    for rule in RULES:
+    for rule in rules:
         failing = signals.filter(~passes[rule.name]).head(EXAMPLES_PER_RULE)
         rows += [
             {"rule": rule.name, "passes": rule.describe(), "doc_id": doc_id, "value": round(float(value), 4)}
@@ -142,7 +146,7 @@ def _failing_examples(signals: pl.DataFrame, documents: Path) -> pl.DataFrame:
 
 
 @dg.asset(
-    deps=[quality_signals, semantic_clusters],
+    deps=[QUALITY_SIGNALS, SEMANTIC_CLUSTERS],
     group_name="quality",
     kinds={"polars", "parquet"},
     code_version="1",
@@ -150,47 +154,40 @@ def _failing_examples(signals: pl.DataFrame, documents: Path) -> pl.DataFrame:
     check_specs=[
         dg.AssetCheckSpec(
             "scores_within_valid_ranges",
-            asset="quality_scores",
+            asset=QUALITY_SCORES,
             blocking=True,
             description="Prototypicality in [0, 2] for every clustered document; cluster complexity finite and >= 0.",
         )
     ],
 )
-def quality_scores(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+def quality_scores(
+    context: dg.AssetExecutionContext, storage: StorageResource, recipes: RecipesResource
+) -> dg.MaterializeResult:
     """Signals joined with prototypicality (distance to the centroid) and cluster complexity, drop by drop."""
-    clusters = Ledger(storage.asset_dir("semantic_clusters"))
-    folder = storage.asset_dir("quality_scores")
-    fitted = fit_id(storage)
+    layout = storage.layout
+    clusters = Ledger(layout.asset(SEMANTIC_CLUSTERS))
+    folder = layout.asset(QUALITY_SCORES)
+    centroids = storage.upstream(layout.centroids(), SEMANTIC_CLUSTERS)
+    recorded = {"fit": fit_id(centroids), "quality": config_digest(recipes.quality())}
     with exclusive(folder):
         ledger = Ledger(folder)
-        if any(entry.get("fit") != fitted for entry in ledger.drops):
-            ledger.reset()  # the clusters were refitted: every drop's prototypicality changes
+        ledger.reset_unless(**recorded)  # a refit or new thresholds: every drop is scored again
         clustered = set(clusters.keys)
-        keys = [key for key in pending_drops(context, quality_signals.key, ledger.keys) if key in clustered]
-        for key in keys:
-            signals = pl.read_parquet(storage.upstream_file("quality_signals", key, "signals.parquet"))
-            assigned = pl.read_parquet(clusters.committed(key), columns=["doc_id", "cluster", "distance"])
-            scores = signals.join(assigned, on="doc_id", how="left", maintain_order="left").select(
-                "doc_id",
-                pl.lit(key).alias("drop"),
-                pl.col("doc_id").str.split("/").list.first().alias("source"),
-                "cluster",
-                pl.col("distance").alias("prototypicality"),
-                pl.exclude("doc_id", "cluster", "distance"),
-            )
-            write_parquet(scores, ledger.decision_file(key))
-            clustered_now = int(scores["cluster"].is_not_null().sum())
-            ledger.commit({"key": key, "documents": scores.height, "clustered": clustered_now, "fit": fitted})
-        everything = ledger.scan_decisions()
-        scored = everything.collect() if everything is not None else None
-        if scored is None:
-            raise dg.Failure(description="no drop has both quality signals and clusters: materialize them first")
-        complexity = cluster_complexity(
-            scored.filter(pl.col("cluster").is_not_null()).select("doc_id", "cluster", distance="prototypicality"),
-            np.load(storage.asset_dir("semantic_clusters") / "centroids.npy"),
+        keys = [key for key in pending_drops(context, dg.AssetKey(QUALITY_SIGNALS), ledger.keys) if key in clustered]
+        absorb_scores(
+            ledger, clusters, keys, lambda key: storage.upstream(layout.signals(key), QUALITY_SIGNALS, key), recorded
         )
-        complexity_path = folder / "cluster_complexity.parquet"
-        write_parquet(complexity, complexity_path)
+        everything = ledger.scan_decisions()
+        if everything is None:
+            raise dg.Failure(description="no drop has both quality signals and clusters: materialize them first")
+        scored = everything.collect()
+        complexity = write_complexity(scored, centroids, layout.cluster_complexity())
+    return _scores_result(ledger, keys, scored, complexity, layout.cluster_complexity())
+
+
+def _scores_result(
+    ledger: Ledger, keys: list[str], scored: pl.DataFrame, complexity: pl.DataFrame, complexity_path: Path
+) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={
             "absorbed_now": len(keys),
@@ -214,7 +211,7 @@ def quality_scores(context: dg.AssetExecutionContext, storage: StorageResource) 
         data_version=dg.DataVersion(f"{ledger.digest()}-{file_digest(complexity_path)}"),
         check_results=[
             sql_check(
-                "quality_scores",
+                QUALITY_SCORES,
                 "scores_within_valid_ranges",
                 "SELECT 'document' AS kind, doc_id AS id, prototypicality AS value FROM scores "
                 "WHERE cluster IS NOT NULL AND (prototypicality IS NULL OR prototypicality < 0 OR prototypicality > 2) "

@@ -1,27 +1,31 @@
 """Semantic clusters (faiss k-means, assigned drop by drop) and SemDeDup duplicates within clusters."""
 
-import json
 from typing import Literal
 
 import dagster as dg
-import numpy as np
 import polars as pl
 from pydantic import Field
 
-from curation_dag.assets.embed import embeddings
 from curation_dag.automation.conditions import on_new_data
 from curation_dag.checks.sql import sql_check
-from curation_dag.metadata import file_digest, histogram_markdown, markdown_table
+from curation_dag.metadata import histogram_markdown, markdown_table
 from curation_dag.partitions import pending_drops
 from curation_dag.resources import EmbedderResource, RecipesResource, StorageResource
-from curation_dag.steps.dedup.absorb import duplicate_counts
-from curation_dag.steps.semantic.semdedup import assign, find_semantic_duplicates, fit_centroids
-from curation_dag.store.atomic import atomic_path
-from curation_dag.store.ledger import Ledger, exclusive, write_parquet
-
-FIT = "fit.json"
-# A cluster this many times the mean size, or an empty one, is flagged: k may not suit the data.
-GIANT_FACTOR = 10
+from curation_dag.steps.semantic.absorb import (
+    GIANT_FACTOR,
+    Clustered,
+    FitError,
+    Vectors,
+    absorb_clusters,
+    absorb_semantic_duplicates,
+    drifted_drops,
+    fit_id,
+    forget_fit,
+    read_vectors,
+)
+from curation_dag.steps.semantic.config import SemDeDupConfig
+from curation_dag.store.layout import EMBEDDINGS, SEMANTIC_CLUSTERS, SEMANTIC_DUPLICATES
+from curation_dag.store.ledger import Ledger, exclusive
 
 
 class Refit(dg.Config):
@@ -34,35 +38,29 @@ class Refit(dg.Config):
     )
 
 
-def fit_id(storage: StorageResource) -> str:
-    """Names the current fit: the clusters' downstream assets absorb every drop again when it changes."""
-    centroids = storage.asset_dir("semantic_clusters") / "centroids.npy"
-    if not centroids.is_file():
-        raise dg.Failure(description=f"{centroids} is missing: materialize semantic_clusters first")
-    return file_digest(centroids)
+def _vectors(storage: StorageResource, embedder: EmbedderResource, key: str) -> Vectors:
+    """A drop's vectors from the embedder's model, checked (storage.upstream)."""
+    return read_vectors(storage.upstream(storage.layout.embeddings(key, embedder.model_id), EMBEDDINGS, key))
 
 
-def _vectors(storage: StorageResource, embedder: EmbedderResource, key: str) -> tuple[pl.DataFrame, np.ndarray]:
-    path = storage.upstream_file("embeddings", key, f"{embedder.model_id}.parquet")
-    frame = pl.read_parquet(path)
-    return frame.select("doc_id"), frame["vector"].to_numpy().reshape(frame.height, -1).astype(np.float32)
+def _fit_id(storage: StorageResource) -> str:
+    """The current fit's name, or a failure saying to materialize semantic_clusters first."""
+    return fit_id(storage.upstream(storage.layout.centroids(), SEMANTIC_CLUSTERS))
 
 
 @dg.asset(
-    deps=[embeddings],
+    deps=[EMBEDDINGS],
     group_name="embed",
     kinds={"faiss", "parquet"},
     code_version="1",
     pool="semantic_state",
     automation_condition=on_new_data(),
     check_specs=[
-        dg.AssetCheckSpec("one_cluster_per_document", asset="semantic_clusters", blocking=True),
-        dg.AssetCheckSpec(
-            "drift_within_limit", asset="semantic_clusters", description="A warning: refit when it fails."
-        ),
+        dg.AssetCheckSpec("one_cluster_per_document", asset=SEMANTIC_CLUSTERS, blocking=True),
+        dg.AssetCheckSpec("drift_within_limit", asset=SEMANTIC_CLUSTERS, description="A warning: refit when it fails."),
         dg.AssetCheckSpec(
             "no_empty_or_giant_clusters",
-            asset="semantic_clusters",
+            asset=SEMANTIC_CLUSTERS,
             description=f"A warning: every centroid has members, none more than {GIANT_FACTOR}x the mean.",
         ),
     ],
@@ -75,74 +73,31 @@ def semantic_clusters(
     embedder: EmbedderResource,
 ) -> dg.MaterializeResult:
     """Each deduplicated document's k-means cluster and cosine distance to its centroid; later drops join the fit."""
-    settings = recipes.semantic()
-    folder = storage.asset_dir("semantic_clusters")
+    settings, layout = recipes.semantic(), storage.layout
+    folder = layout.asset(SEMANTIC_CLUSTERS)
     with exclusive(folder):
         ledger = Ledger(folder)
-        drifted = [e["key"] for e in ledger.drops if e["beyond_p95"] > settings.drift_share]
+        drifted = drifted_drops(ledger, settings.drift_share)
         if config.refit == "always" or (config.refit == "on_drift" and drifted):
-            # The ledger goes first: a crash before the new fit leaves every drop to the old one.
-            ledger.reset()
-            (folder / FIT).unlink(missing_ok=True)
+            forget_fit(layout, ledger)
             context.log.info(f"refitting on every embedded drop ({config.refit}; drifted: {drifted or 'none'})")
-        keys = pending_drops(context, embeddings.key, ledger.keys)
+        keys = pending_drops(context, dg.AssetKey(EMBEDDINGS), ledger.keys)
         loaded = {key: _vectors(storage, embedder, key) for key in keys}
-        fit_path = folder / FIT
-        if not fit_path.exists():
-            if not loaded:
-                raise dg.Failure(description="no embedded drops to fit clusters on: materialize embeddings first")
-            sample = np.concatenate([vectors for _, vectors in loaded.values()])
-            centroids, device = fit_centroids(sample, settings)
-            _, distances = assign(sample, centroids)
-            fit = {
-                "settings": str(settings),
-                "model": embedder.model_id,
-                "k": len(centroids),
-                "fitted_on": list(loaded),
-                "distance_p95": float(np.quantile(distances, 0.95)),
-                "device": device,
-            }
-            with atomic_path(folder / "centroids.npy") as temporary, open(temporary, "wb") as handle:
-                np.save(handle, centroids)
-            with atomic_path(fit_path) as temporary:
-                temporary.write_text(json.dumps(fit, indent=1))
-            fallback = " (faiss sees no GPU: CPU fallback)" if device == "cpu" else ""
-            context.log.info(f"fitted {len(centroids)} centroids on {len(sample)} vectors on {device}{fallback}")
-        fit = json.loads(fit_path.read_text())
-        if fit["settings"] != str(settings) or fit["model"] != embedder.model_id:
-            raise dg.Failure(
-                description=f"the semantic settings or the model changed since the clusters were fitted ({fit_path}). "
-                "Refit on every drop: launch recuration_job with semantic_clusters' config refit: always"
-            )
-        centroids = np.load(folder / "centroids.npy")
-        fitted = fit_id(storage)
-        new = []
-        for key, (documents, vectors) in loaded.items():
-            cluster, distance = assign(vectors, centroids)
-            frame = documents.with_columns(pl.lit(key).alias("drop"), cluster=cluster, distance=distance)
-            write_parquet(frame, ledger.decision_file(key))
-            beyond = float((distance > fit["distance_p95"]).mean()) if len(distance) else 0.0
-            ledger.commit({"key": key, "documents": frame.height, "beyond_p95": round(beyond, 4), "fit": fitted})
-            new.append(frame)
-    everything = pl.scan_parquet(ledger.decision_files()).collect() if ledger.drops else pl.DataFrame()
-    sizes = everything.group_by("cluster").len().sort("len", descending=True) if everything.height else pl.DataFrame()
-    drift = pl.DataFrame(
-        [{"drop": e["key"], "beyond_p95": e["beyond_p95"]} for e in ledger.drops if e["key"] in loaded]
-    )
-    empty = fit["k"] - sizes.height
-    giant = (
-        sizes.filter(pl.col("len") > GIANT_FACTOR * everything.height / fit["k"])["cluster"].to_list()
-        if sizes.height
-        else []
-    )
-    embedded = sum(len(v) for _, v in loaded.values())
-    assigned = sum(f.height for f in new)
+        try:
+            clustered = absorb_clusters(layout, ledger, loaded, settings.kmeans, embedder.model_id, context.log.info)
+        except FitError as error:
+            raise dg.Failure(description=str(error)) from None
+    return _clusters_result(ledger, clustered, settings.drift_share)
+
+
+def _clusters_result(ledger: Ledger, clustered: Clustered, drift_share: float) -> dg.MaterializeResult:
+    fit, sizes = clustered.fit, clustered.sizes
     return dg.MaterializeResult(
         metadata={
             "k": fit["k"],
             "fitted_on": dg.MetadataValue.json(fit["fitted_on"]),
             "fit_device": fit["device"],
-            "assigned_now": assigned,
+            "assigned_now": clustered.assigned,
             "largest_clusters": dg.MetadataValue.md(markdown_table(sizes.head(10)) if sizes.height else "none"),
             "cluster_size_min_median_max": dg.MetadataValue.json(
                 [int(sizes["len"].min()), float(sizes["len"].median()), int(sizes["len"].max())] if sizes.height else []
@@ -156,91 +111,55 @@ def semantic_clusters(
         data_version=dg.DataVersion(ledger.digest()),
         check_results=[
             dg.AssetCheckResult(
-                asset_key="semantic_clusters",
+                asset_key=SEMANTIC_CLUSTERS,
                 check_name="one_cluster_per_document",
-                passed=assigned == embedded,
-                metadata={"embedded": embedded, "assigned": assigned},
+                passed=clustered.assigned == clustered.embedded,
+                metadata={"embedded": clustered.embedded, "assigned": clustered.assigned},
             ),
             dg.AssetCheckResult(
-                asset_key="semantic_clusters",
+                asset_key=SEMANTIC_CLUSTERS,
                 check_name="no_empty_or_giant_clusters",
-                passed=not empty and not giant,
+                passed=not clustered.empty and not clustered.giant,
                 severity=dg.AssetCheckSeverity.WARN,
-                metadata={"empty": empty, "giant": dg.MetadataValue.json(giant)},
+                metadata={"empty": clustered.empty, "giant": dg.MetadataValue.json(clustered.giant)},
             ),
             sql_check(
-                "semantic_clusters",
+                SEMANTIC_CLUSTERS,
                 "drift_within_limit",
-                f"SELECT * FROM drift WHERE beyond_p95 > {settings.drift_share}",
+                f"SELECT * FROM drift WHERE beyond_p95 > {drift_share}",
                 severity=dg.AssetCheckSeverity.WARN,
-                drift=drift if drift.height else pl.DataFrame({"drop": [], "beyond_p95": []}),
+                drift=clustered.drift,
             ),
         ],
     )
 
 
 @dg.asset(
-    deps=[semantic_clusters],
+    deps=[SEMANTIC_CLUSTERS],
     group_name="embed",
     kinds={"numpy", "parquet"},
     code_version="1",
     pool="semantic_state",
     automation_condition=on_new_data(),
-    check_specs=[dg.AssetCheckSpec("no_self_duplicates", asset="semantic_duplicates", blocking=True)],
+    check_specs=[dg.AssetCheckSpec("no_self_duplicates", asset=SEMANTIC_DUPLICATES, blocking=True)],
 )
 def semantic_duplicates(
     context: dg.AssetExecutionContext, storage: StorageResource, recipes: RecipesResource, embedder: EmbedderResource
 ) -> dg.MaterializeResult:
     """SemDeDup: documents within a cluster at cosine >= 1 - eps of a kept one; earlier decisions stand."""
-    config = recipes.semantic()
-    clusters = Ledger(storage.asset_dir("semantic_clusters"))
-    folder = storage.asset_dir("semantic_duplicates")
-    fitted = fit_id(storage)
+    settings, layout = recipes.semantic().semdedup, storage.layout
+    clusters = Ledger(layout.asset(SEMANTIC_CLUSTERS))
+    folder = layout.asset(SEMANTIC_DUPLICATES)
+    fitted = _fit_id(storage)
     with exclusive(folder):
         ledger = Ledger(folder)
-        if any(entry.get("fit") != fitted for entry in ledger.drops):
-            ledger.reset()  # the clusters were refitted: every drop is judged again, in its new cluster
-        earlier_ids, earlier_vectors, earlier_clusters = [], [], []
-        for entry in ledger.drops:  # the kept documents of every absorbed drop
-            decided = pl.read_parquet(ledger.committed(entry["key"])).filter(pl.col("semantic_duplicate_of").is_null())
-            documents, vectors = _vectors(storage, embedder, entry["key"])
-            rows = documents.with_row_index("row").join(decided, on="doc_id")
-            earlier_ids += rows["doc_id"].to_list()
-            earlier_vectors.append(vectors[rows["row"].to_numpy()])
-            earlier_clusters.append(rows["cluster"].to_numpy())
-        new = []
-        for entry in clusters.drops[len(ledger.drops) :]:
-            assigned = pl.read_parquet(clusters.committed(entry["key"]))
-            documents, vectors = _vectors(storage, embedder, entry["key"])
-            assigned = documents.join(assigned, on="doc_id", maintain_order="left")
-            previous = (
-                np.concatenate(earlier_vectors) if earlier_vectors else np.zeros((0, vectors.shape[1]), np.float32)
-            )
-            previous_clusters = np.concatenate(earlier_clusters) if earlier_clusters else np.zeros(0, np.int64)
-            match, cosine = find_semantic_duplicates(
-                vectors,
-                assigned["cluster"].to_numpy(),
-                assigned["distance"].to_numpy(),
-                previous,
-                previous_clusters,
-                config.eps,
-                config.keep,
-            )
-            ids = assigned["doc_id"].to_list()
-            duplicate_of = [None if m == -1 else ids[m] if m >= 0 else earlier_ids[-(m + 2)] for m in match.tolist()]
-            source = assigned["doc_id"].str.split("/").list.first()
-            decisions = assigned.select("doc_id", "drop", "cluster", "distance").with_columns(
-                source=source,
-                semantic_duplicate_of=pl.Series(duplicate_of, dtype=pl.String),
-                cosine=pl.Series(cosine).fill_nan(None),
-            )
-            write_parquet(decisions, ledger.decision_file(entry["key"]))
-            ledger.commit({"key": entry["key"], **duplicate_counts(decisions, "semantic_duplicate_of"), "fit": fitted})
-            kept = match == -1
-            earlier_ids += [i for i, k in zip(ids, kept, strict=True) if k]
-            earlier_vectors.append(vectors[kept])
-            earlier_clusters.append(assigned["cluster"].to_numpy()[kept])
-            new.append(decisions)
+        new = absorb_semantic_duplicates(
+            ledger, clusters, lambda key: _vectors(storage, embedder, key), settings, fitted
+        )
+    return _duplicates_result(ledger, new, settings)
+
+
+def _duplicates_result(ledger: Ledger, new: list[pl.DataFrame], settings: SemDeDupConfig) -> dg.MaterializeResult:
     decided_now = (
         pl.concat(new)
         if new
@@ -251,8 +170,8 @@ def semantic_duplicates(
     )
     return dg.MaterializeResult(
         metadata={
-            "eps": config.eps,
-            "keep": config.keep,
+            "eps": settings.eps,
+            "keep": settings.keep,
             "absorbed_now": len(new),
             "duplicates_now": examples.height,
             "by_drop": dg.MetadataValue.md(
@@ -265,7 +184,7 @@ def semantic_duplicates(
         data_version=dg.DataVersion(ledger.digest()),
         check_results=[
             sql_check(
-                "semantic_duplicates",
+                SEMANTIC_DUPLICATES,
                 "no_self_duplicates",
                 "SELECT doc_id FROM decided WHERE semantic_duplicate_of = doc_id",
                 decided=decided_now.select("doc_id", "semantic_duplicate_of"),

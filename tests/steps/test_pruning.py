@@ -17,7 +17,8 @@ from curation_dag.steps.quality.pruning import (
     keep_concept_specific,
     long_file_cut,
 )
-from curation_dag.steps.semantic.semdedup import SemanticConfig, assign, fit_centroids
+from curation_dag.steps.semantic.config import KMeansConfig
+from curation_dag.steps.semantic.semdedup import assign, fit_centroids
 
 
 def scores(rows: list[tuple[str, int, float]], **extra: list) -> pl.DataFrame:
@@ -199,7 +200,7 @@ def test_real_data_concept_keep_shares_sum_to_the_total_and_favour_complex_clust
                 texts.append(document["text"][:1500])
                 corpora.append(corpus)
     vectors = static_embedder.encode(texts)
-    centroids, _ = fit_centroids(vectors, SemanticConfig(seed=1))  # k = sqrt(3,038), about 55
+    centroids, _ = fit_centroids(vectors, KMeansConfig(seed=1))  # k = sqrt(3,038), about 55
     clusters, distances = assign(vectors, centroids)
     frame = pl.DataFrame({"doc_id": doc_ids, "cluster": clusters, "distance": distances, "corpus": corpora})
 

@@ -2,13 +2,8 @@ import numpy as np
 import pytest
 
 from curation_dag.steps.recipes.files import RecipeError
-from curation_dag.steps.semantic.semdedup import (
-    SemanticConfig,
-    assign,
-    find_semantic_duplicates,
-    fit_centroids,
-    load_semantic_config,
-)
+from curation_dag.steps.semantic.config import KMeansConfig, load_semantic_config
+from curation_dag.steps.semantic.semdedup import assign, find_semantic_duplicates, fit_centroids
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -24,7 +19,7 @@ def blobs(rng, centers: int = 4, per_center: int = 50, spread: float = 0.05) -> 
 def test_kmeans_fits_unit_centroids_and_assigns_each_vector_to_its_nearest():
     rng = np.random.default_rng(0)
     vectors, _ = blobs(rng)
-    centroids, device = fit_centroids(vectors, SemanticConfig(clusters=8))
+    centroids, device = fit_centroids(vectors, KMeansConfig(clusters=8))
     clusters, distances = assign(vectors, centroids)
     assert device == "cpu" and centroids.shape == (8, 32)
     assert np.allclose(np.linalg.norm(centroids, axis=1), 1, atol=1e-5)
@@ -35,8 +30,8 @@ def test_kmeans_fits_unit_centroids_and_assigns_each_vector_to_its_nearest():
 
 
 def test_default_k_is_about_the_square_root_of_the_sample():
-    assert SemanticConfig().k_for(10_000) == 100 and SemanticConfig(clusters=7).k_for(10_000) == 7
-    assert SemanticConfig().k_for(3) == 2
+    assert KMeansConfig().k_for(10_000) == 100 and KMeansConfig(clusters=7).k_for(10_000) == 7
+    assert KMeansConfig().k_for(3) == 2
 
 
 def test_semdedup_keeps_one_of_each_near_identical_group_by_policy():

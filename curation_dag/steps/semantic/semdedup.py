@@ -8,44 +8,12 @@ is at least 1 - eps are duplicates; which one of a pair is kept is a policy.
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
-from typing import Literal
-
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
-from curation_dag.steps.recipes.files import build, read_yaml
-
-
-class SemanticConfig(BaseModel):
-    """Clustering and SemDeDup settings, from `dbt_like_recipes/semantic.yml`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    clusters: int | None = Field(
-        None, ge=1, description="k; default about sqrt(N) of the fit sample, a common rule of thumb for k-means."
-    )
-    fit_sample: int = Field(100_000, ge=1, description="Most vectors the centroids are fitted on.")
-    iterations: int = Field(20, ge=1, description="k-means iterations (faiss's default is 25; 20 converges here).")
-    seed: int = Field(1, ge=0)
-    eps: float = Field(
-        0.05, gt=0, lt=1, description="Duplicates have cosine >= 1 - eps; SemDeDup's experiments span 0.01-0.1."
-    )
-    keep: Literal["earliest", "closest", "farthest"] = Field(
-        "farthest",
-        description="Within a duplicate group, keep the earliest document, or the one closest to / farthest from "
-        "its centroid (SemDeDup keeps the farthest: the least prototypical).",
-    )
-    drift_share: float = Field(
-        0.2, gt=0, le=1, description="Warn when more than this share of a drop lies beyond the fit's 95th percentile."
-    )
-
-    def k_for(self, size: int) -> int:
-        return max(1, min(size, self.clusters or round(math.sqrt(size))))
+from curation_dag.steps.semantic.config import KMeansConfig
 
 
-def fit_centroids(vectors: np.ndarray, config: SemanticConfig) -> tuple[np.ndarray, str]:
+def fit_centroids(vectors: np.ndarray, config: KMeansConfig) -> tuple[np.ndarray, str]:
     """Unit-norm centroids fitted on (a seeded sample of) `vectors`, and the faiss device used."""
     import faiss
 
@@ -124,10 +92,3 @@ def find_semantic_duplicates(
                     continue
             kept.append(position)
     return match, cosine
-
-
-def load_semantic_config(path: Path) -> SemanticConfig:
-    """Read `semantic.yml`; a missing file means every default."""
-    if not Path(path).exists():
-        return SemanticConfig()
-    return build(SemanticConfig, read_yaml(path, "semantic settings"), path, "semantic settings")

@@ -1,0 +1,44 @@
+"""Quality scores, absorbed drop by drop: each drop's signals joined with its cluster and its distance
+to the centroid (prototypicality), and every cluster's complexity over all absorbed drops."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from curation_dag.steps.quality.pruning import cluster_complexity
+from curation_dag.store.ledger import Ledger, write_parquet
+
+
+def absorb_scores(
+    ledger: Ledger, clusters: Ledger, keys: list[str], signals_of: Callable[[str], Path], recorded: dict
+) -> None:
+    """Score each drop of `keys` (signals and clusters both absorbed) and commit it with the `recorded`
+    fields: the fit and the thresholds its scores depend on."""
+    for key in keys:
+        signals = pl.read_parquet(signals_of(key))
+        assigned = pl.read_parquet(clusters.committed(key), columns=["doc_id", "cluster", "distance"])
+        scores = signals.join(assigned, on="doc_id", how="left", maintain_order="left").select(
+            "doc_id",
+            pl.lit(key).alias("drop"),
+            pl.col("doc_id").str.split("/").list.first().alias("source"),
+            "cluster",
+            pl.col("distance").alias("prototypicality"),
+            pl.exclude("doc_id", "cluster", "distance"),
+        )
+        write_parquet(scores, ledger.decision_file(key))
+        clustered = int(scores["cluster"].is_not_null().sum())
+        ledger.commit({"key": key, "documents": scores.height, "clustered": clustered, **recorded})
+
+
+def write_complexity(scored: pl.DataFrame, centroids: Path, out: Path) -> pl.DataFrame:
+    """Every cluster's complexity over the clustered documents of `scored`, written to `out`."""
+    complexity = cluster_complexity(
+        scored.filter(pl.col("cluster").is_not_null()).select("doc_id", "cluster", distance="prototypicality"),
+        np.load(centroids),
+    )
+    write_parquet(complexity, out)
+    return complexity
