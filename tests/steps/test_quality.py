@@ -6,6 +6,7 @@ import json
 import polars as pl
 import pytest
 
+from curation_dag.steps.quality.config import GopherQuality, QualityConfig, load_quality_config
 from curation_dag.steps.quality.rules import (
     RULE_SETS,
     RULES,
@@ -13,8 +14,11 @@ from curation_dag.steps.quality.rules import (
     assess,
     languages,
     rule_passes,
+    rules_of,
     text_signals,
 )
+from curation_dag.steps.recipes.files import RecipeError
+from tests.conftest import RECIPES
 
 
 def signals_of(text: str) -> dict:
@@ -126,6 +130,42 @@ def test_rule_sets_pass_only_when_every_rule_passes():
     for name, rules in RULE_SETS.items():
         assert passes[name].to_list() == passes.select(pl.all_horizontal(r.name for r in rules)).to_series().to_list()
     assert frame["gopher_quality_failure"][0] == "gopher_word_count"  # 34 words: too short for Gopher
+
+
+def test_shipped_thresholds_are_the_published_defaults_as_published():
+    shipped = load_quality_config(RECIPES / "quality.yml")
+    assert shipped.model_dump_json() == QualityConfig().model_dump_json()  # integers stay integers
+    assert [rule.describe() for rule in rules_of(shipped)] == [rule.describe() for rule in RULES]
+    assert next(r for r in RULES if r.name == "gopher_word_count").describe() == "50 <= gopher_words <= 100000"
+    assert load_quality_config(RECIPES / "missing.yml") == QualityConfig()
+
+
+def test_tuned_thresholds_change_the_verdicts():
+    good = "The quick brown fox jumps over the lazy dog and runs to the woods with a friend. " * 2  # 34 words
+    assert assess(pl.Series([good]))["gopher_quality_failure"][0] == "gopher_word_count"
+    tuned = rules_of(QualityConfig(gopher_quality=GopherQuality(min_words=30)))
+    assert assess(pl.Series([good]), tuned)["gopher_quality_failure"][0] != "gopher_word_count"
+    assert "30 <= gopher_words <= 100000" in [rule.describe() for rule in tuned]
+
+
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ("gopher_quality:\n  min_words: -1\n", "line 2: quality settings: gopher_quality: min_words: Input should be"),
+        ("c4:\n  min_sentence: 3\n", "line 2: quality settings: c4: min_sentence: Extra inputs are not permitted"),
+        ("\ngopher: {}\n", "line 2: quality settings: gopher: Extra inputs are not permitted"),
+        ("code:\n  min_alnum_frac: 2\n", "line 2: quality settings: code: min_alnum_frac: Input should be less"),
+        (
+            "gopher_quality:\n  min_words: 200\n  max_words: 100\n",
+            "line 2: quality settings: gopher_quality: max_words: Value error, max_words \\(100\\) is below min_words",
+        ),
+    ],
+)
+def test_bad_thresholds_name_the_file_line_and_field(tmp_path, text, error):
+    path = tmp_path / "quality.yml"
+    path.write_text(text)
+    with pytest.raises(RecipeError, match=f"quality.yml, {error}"):
+        load_quality_config(path)
 
 
 def test_language_identification():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from curation_dag.steps.recipes.files import RecipeError
-from curation_dag.steps.semantic.config import KMeansConfig, load_semantic_config
+from curation_dag.steps.semantic.config import KMeansConfig, SemanticConfig, SemDeDupConfig, load_semantic_config
 from curation_dag.steps.semantic.semdedup import assign, find_semantic_duplicates, fit_centroids
 
 
@@ -66,3 +66,13 @@ def test_bad_semantic_settings_name_the_field(tmp_path):
     path.write_text("keep: newest\n")
     with pytest.raises(RecipeError, match="line 1: semantic settings: keep"):
         load_semantic_config(path)
+
+
+def test_semantic_settings_split_into_the_fit_semdedup_and_the_drift_warning(tmp_path):
+    path = tmp_path / "semantic.yml"
+    path.write_text("clusters: 7\neps: 0.1\nkeep: closest\ndrift_share: 0.3\n")  # one flat file
+    settings = load_semantic_config(path)
+    assert settings.kmeans == KMeansConfig(clusters=7) and settings.semdedup == SemDeDupConfig(eps=0.1, keep="closest")
+    assert settings.drift_share == 0.3
+    assert SemanticConfig(eps=0.2, drift_share=0.5).kmeans == SemanticConfig().kmeans  # no refit for these
+    assert str(SemanticConfig(eps=0.2).kmeans) == "clusters=None fit_sample=100000 iterations=20 seed=1"
