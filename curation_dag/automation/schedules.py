@@ -4,11 +4,12 @@ import dagster as dg
 
 from curation_dag.assets.semantic import semantic_clusters
 from curation_dag.automation.conditions import SCHEDULE_STATUS
+from curation_dag.store.layout import SEMANTIC_CLUSTERS
 
 recuration_job = dg.define_asset_job(
     "recuration_job",
     selection=dg.AssetSelection.assets(semantic_clusters).downstream(),
-    config={"ops": {"semantic_clusters": {"config": {"refit": "on_drift"}}}},
+    config={"ops": {SEMANTIC_CLUSTERS: {"config": {"refit": "on_drift"}}}},
     description="Re-curate: refit the clusters on every drop when one has drifted (refit: always forces it), "
     "then rebuild the semantic duplicates, quality scores, recipe models and mixtures.",
 )

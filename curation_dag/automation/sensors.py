@@ -1,6 +1,6 @@
 """The sensors: the drop sensor registers each complete data drop as a partition, once, and requests its
 per-drop steps, and warns of a registered drop whose files changed since ingest (drops are immutable:
-steps/ingest/drop_files.py); the automation sensor evaluates every asset's automation condition (automation.py)."""
+steps/ingest/drop_files.py); the automation sensor evaluates every asset's automation condition (conditions.py)."""
 
 import dagster as dg
 
@@ -8,12 +8,13 @@ from curation_dag.automation.conditions import SENSOR_STATUS
 from curation_dag.partitions import drops_partitions
 from curation_dag.resources import DropsResource, StorageResource
 from curation_dag.steps.ingest import drop_files
+from curation_dag.store.layout import MINHASH_SIGNATURES, QUALITY_SIGNALS, RAW_DOCUMENTS
 
 
 @dg.sensor(
     name="new_drops",
     description="Adds each complete drop (folder with a _SUCCESS marker) as a `drops` partition and curates it.",
-    asset_selection=["raw_documents", "minhash_signatures", "quality_signals"],
+    asset_selection=[RAW_DOCUMENTS, MINHASH_SIGNATURES, QUALITY_SIGNALS],
     minimum_interval_seconds=30,
     default_status=SENSOR_STATUS,
 )

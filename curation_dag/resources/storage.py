@@ -21,9 +21,6 @@ class StorageResource(dg.ConfigurableResource):
     def layout(self) -> Layout:
         return Layout.at(self.root)
 
-    def asset_dir(self, asset: str, partition_key: str | None = None) -> Path:
-        return self.layout.asset(asset, partition_key)
-
     def takedown_log(self) -> TakedownLog:
         """The append-only log of takedowns (store/layout.py names its file)."""
         return log_of(self.root)
@@ -41,6 +38,3 @@ class StorageResource(dg.ConfigurableResource):
                 raise dg.Failure(description=str(error)) from None
         return path
 
-    def upstream_file(self, asset: str, partition_key: str, name: str) -> Path:
-        """An upstream output file, or a failure saying which asset to materialize for which drop."""
-        return self.upstream(self.asset_dir(asset, partition_key) / name, asset, partition_key)
