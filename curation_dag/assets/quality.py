@@ -175,7 +175,7 @@ def quality_scores(
         clustered = set(clusters.keys)
         keys = [key for key in pending_drops(context, dg.AssetKey(QUALITY_SIGNALS), ledger.keys) if key in clustered]
         absorb_scores(
-            ledger, clusters, keys, lambda key: storage.upstream(layout.signals(key), QUALITY_SIGNALS, key), recorded
+            ledger, clusters, keys, lambda key: storage.upstream(layout.signals(key), QUALITY_SIGNALS, key), **recorded
         )
         everything = ledger.scan_decisions()
         if everything is None:

@@ -27,8 +27,6 @@ RECIPE_MODELS = "recipe_models"
 MIXTURES = "mixtures"
 TOKEN_COUNTS = "token_counts"
 
-# Incremental assets: a ledger of absorbed drops and one decision file per drop (store/ledger.py).
-INCREMENTAL = (EXACT_DUPLICATES, NEAR_DUPLICATES, EMBEDDINGS, SEMANTIC_CLUSTERS, SEMANTIC_DUPLICATES, QUALITY_SCORES)
 # Per-drop assets and the file each writes in its drop's folder.
 PER_DROP_FILE = {
     RAW_DOCUMENTS: "documents.parquet",

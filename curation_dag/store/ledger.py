@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypedDict
 
 import polars as pl
 
@@ -18,13 +19,20 @@ from curation_dag.store.atomic import atomic_path, checked_parquet
 LEDGER = "ledger.json"
 
 
+class Entry(TypedDict):
+    """The ledger's record of one absorbed drop. Each incremental step extends it with the counts it
+    reports and the settings its decisions depend on (a changed setting resets the ledger)."""
+
+    key: str
+
+
 class Ledger:
     """The drops an incremental asset has absorbed, in order; the commit point of each absorb."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         path = self.folder / LEDGER
-        self.drops: list[dict] = json.loads(path.read_text())["drops"] if path.exists() else []
+        self.drops: list[Entry] = json.loads(path.read_text())["drops"] if path.exists() else []
 
     @property
     def keys(self) -> list[str]:
@@ -62,7 +70,7 @@ class Ledger:
         self.reset()
         return True
 
-    def commit(self, entry: dict) -> None:
+    def commit(self, entry: Entry) -> None:
         """Record an absorbed drop, once its files are in place."""
         self.drops.append(entry)
         with atomic_path(self.folder / LEDGER) as temporary:

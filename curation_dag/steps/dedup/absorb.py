@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import polars as pl
@@ -17,7 +18,7 @@ import polars as pl
 from curation_dag.steps.dedup.minhash import MinHashConfig, estimated_jaccard, read_signatures
 from curation_dag.steps.dedup.resolve import pairs_with_earlier, pairs_within, resolve
 from curation_dag.store.atomic import atomic_path
-from curation_dag.store.ledger import Ledger, write_parquet
+from curation_dag.store.ledger import Entry, Ledger, write_parquet
 
 # An ordinal orders every document by arrival: the drop's absorption index, then its row in the drop.
 _ROW_BITS = 32
@@ -35,14 +36,29 @@ def ordinals(index: int, count: int) -> np.ndarray:
     return (np.int64(index) << _ROW_BITS) + np.arange(count, dtype=np.int64)
 
 
-def duplicate_counts(decisions: pl.DataFrame, column: str = "duplicate_of") -> dict:
+class DuplicateCounts(TypedDict):
+    documents: int
+    duplicates: int
+    by_source: dict[str, list[int]]  # source -> [documents, duplicates]
+
+
+class ExactEntry(Entry, DuplicateCounts):
+    index: int  # the drop's position in arrival order: the high bits of its ordinals
+
+
+class NearEntry(Entry, DuplicateCounts):
+    prefix: int  # exact_duplicates' index of the drop
+    settings: str  # the MinHash settings its signatures were made with
+
+
+def duplicate_counts(decisions: pl.DataFrame, column: str = "duplicate_of") -> DuplicateCounts:
     """Ledger fields: documents and duplicates of a drop, in all and by source."""
     counts = decisions.group_by("source").agg(pl.len(), pl.col(column).is_not_null().sum())
-    return {
-        "documents": decisions.height,
-        "duplicates": int(decisions[column].is_not_null().sum()),
-        "by_source": {source: [int(n), int(d)] for source, n, d in counts.sort("source").iter_rows()},
-    }
+    return DuplicateCounts(
+        documents=decisions.height,
+        duplicates=int(decisions[column].is_not_null().sum()),
+        by_source={source: [int(n), int(d)] for source, n, d in counts.sort("source").iter_rows()},
+    )
 
 
 def absorb_exact(folder: Path, key: str, documents: pl.DataFrame) -> pl.DataFrame:
@@ -91,7 +107,7 @@ def absorb_exact(folder: Path, key: str, documents: pl.DataFrame) -> pl.DataFram
         .sort("ordinal")
     )
     write_parquet(decisions, ledger.decision_file(key))
-    ledger.commit({"key": key, "index": index, **duplicate_counts(decisions)})
+    ledger.commit(ExactEntry(key=key, index=index, **duplicate_counts(decisions)))
     return decisions
 
 
@@ -164,7 +180,7 @@ def absorb_near(
         pl.DataFrame({"band_key": band_keys.ravel(), "ordinal": np.repeat(ordinal, per_doc)}), state / "bands.parquet"
     )
     write_parquet(decisions, ledger.decision_file(key))
-    ledger.commit({"key": key, "prefix": prefix, "settings": settings, **duplicate_counts(decisions)})
+    ledger.commit(NearEntry(key=key, prefix=prefix, settings=settings, **duplicate_counts(decisions)))
     return decisions
 
 

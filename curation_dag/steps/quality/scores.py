@@ -10,14 +10,21 @@ import numpy as np
 import polars as pl
 
 from curation_dag.steps.quality.pruning import cluster_complexity
-from curation_dag.store.ledger import Ledger, write_parquet
+from curation_dag.store.ledger import Entry, Ledger, write_parquet
+
+
+class ScoreEntry(Entry):
+    documents: int
+    clustered: int  # documents with a cluster (exact and near duplicates have none)
+    fit: str  # the clusters' fit the prototypicality was measured in
+    quality: str  # the digest of the thresholds the verdicts were judged by
 
 
 def absorb_scores(
-    ledger: Ledger, clusters: Ledger, keys: list[str], signals_of: Callable[[str], Path], recorded: dict
+    ledger: Ledger, clusters: Ledger, keys: list[str], signals_of: Callable[[str], Path], fit: str, quality: str
 ) -> None:
-    """Score each drop of `keys` (signals and clusters both absorbed) and commit it with the `recorded`
-    fields: the fit and the thresholds its scores depend on."""
+    """Score each drop of `keys` (signals and clusters both absorbed) and commit it with the fit and the
+    thresholds' digest its scores depend on."""
     for key in keys:
         signals = pl.read_parquet(signals_of(key))
         assigned = pl.read_parquet(clusters.committed(key), columns=["doc_id", "cluster", "distance"])
@@ -31,7 +38,7 @@ def absorb_scores(
         )
         write_parquet(scores, ledger.decision_file(key))
         clustered = int(scores["cluster"].is_not_null().sum())
-        ledger.commit({"key": key, "documents": scores.height, "clustered": clustered, **recorded})
+        ledger.commit(ScoreEntry(key=key, documents=scores.height, clustered=clustered, fit=fit, quality=quality))
 
 
 def write_complexity(scored: pl.DataFrame, centroids: Path, out: Path) -> pl.DataFrame:

@@ -16,17 +16,28 @@ import numpy as np
 import polars as pl
 
 from curation_dag.metadata import file_digest
-from curation_dag.steps.dedup.absorb import duplicate_counts
+from curation_dag.steps.dedup.absorb import DuplicateCounts, duplicate_counts
 from curation_dag.steps.semantic.config import KMeansConfig, SemDeDupConfig
 from curation_dag.steps.semantic.semdedup import assign, find_semantic_duplicates, fit_centroids
 from curation_dag.store.atomic import atomic_path
 from curation_dag.store.layout import Layout
-from curation_dag.store.ledger import Ledger, write_parquet
+from curation_dag.store.ledger import Entry, Ledger, write_parquet
 
 # A cluster this many times the mean size, or an empty one, is flagged: k may not suit the data.
 GIANT_FACTOR = 10
 
 Vectors = tuple[pl.DataFrame, np.ndarray]  # a drop's doc_id column, and its vectors row by row
+
+
+class ClusterEntry(Entry):
+    documents: int
+    beyond_p95: float  # share of the drop beyond the fit's 95th-percentile distance: the drift
+    fit: str  # the fit the drop was assigned in (fit_id)
+
+
+class SemanticDuplicateEntry(Entry, DuplicateCounts):
+    fit: str  # the fit its clusters came from
+    semdedup: dict  # the SemDeDup settings it was judged with
 
 
 class FitError(ValueError):
@@ -96,7 +107,7 @@ def absorb_clusters(
         frame = documents.with_columns(pl.lit(key).alias("drop"), cluster=cluster, distance=distance)
         write_parquet(frame, ledger.decision_file(key))
         beyond = float((distance > fit["distance_p95"]).mean()) if len(distance) else 0.0
-        ledger.commit({"key": key, "documents": frame.height, "beyond_p95": round(beyond, 4), "fit": fitted})
+        ledger.commit(ClusterEntry(key=key, documents=frame.height, beyond_p95=round(beyond, 4), fit=fitted))
         assigned += frame.height
     drift = pl.DataFrame(
         [{"drop": e["key"], "beyond_p95": e["beyond_p95"]} for e in ledger.drops if e["key"] in loaded]
@@ -177,7 +188,7 @@ def absorb_semantic_duplicates(
         decisions = _judge(pl.read_parquet(clusters.committed(entry["key"])), vectors_of(entry["key"]), kept, settings)
         write_parquet(decisions, ledger.decision_file(entry["key"]))
         counts = duplicate_counts(decisions, "semantic_duplicate_of")
-        ledger.commit({"key": entry["key"], **counts, "fit": fitted, "semdedup": settings.model_dump()})
+        ledger.commit(SemanticDuplicateEntry(key=entry["key"], **counts, fit=fitted, semdedup=settings.model_dump()))
         new.append(decisions)
     return new
 
