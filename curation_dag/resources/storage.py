@@ -37,4 +37,3 @@ class StorageResource(dg.ConfigurableResource):
             except DamagedFile as error:
                 raise dg.Failure(description=str(error)) from None
         return path
-
