@@ -48,6 +48,7 @@ from curation_dag.cli import QUIET_RUN
 from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
 from curation_dag.steps.ingest.drops import COMPLETE_MARKER
 from curation_dag.steps.mixtures.selection import MixtureSpec, decide, token_counts
+from curation_dag.steps.quality.rules import RULES
 from curation_dag.store.layout import Layout
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -186,7 +187,7 @@ def survivors_with_tokens(storage: Path, spec: MixtureSpec, times: dict[str, flo
     with timed(times, "read candidates, decide"):
         candidates = pl.read_parquet(Layout.at(storage).recipe_model("candidates"))
         times["candidates"] = candidates.height
-        decisions = decide(spec, candidates)
+        decisions = decide(spec, candidates, RULES)
         survivors = candidates.filter(decisions["stage"].is_null()).select("doc_id", "source")
     with timed(times, "read the survivors' texts"):
         files = sorted(str(p) for p in (storage / "raw_documents").glob("*/*/documents.parquet"))

@@ -13,6 +13,8 @@ import dagster as dg
 from curation_dag.materializations import latest_versions
 from curation_dag.settings import Settings, dagster_home
 from curation_dag.steps.audit import lineage as audits
+from curation_dag.steps.quality.config import load_quality_config
+from curation_dag.steps.quality.rules import rules_of
 from curation_dag.store import layout
 from curation_dag.store.ledger import Ledger
 
@@ -174,13 +176,15 @@ def _latest_runs(doc_id: str) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def explain(doc_id: str, mixture: str | None, as_json: bool) -> None:
     """Why DOC_ID is, or is not, in a mixture: provenance, signals, each stage's decision and evidence."""
+    settings = Settings.from_environment()
+    rules = rules_of(load_quality_config(Path(settings.recipes) / "quality.yml"))
     try:
-        facts = audits.explain(_storage_root(), doc_id, _mixture(mixture) if mixture else None)
+        facts = audits.explain(settings.storage_root, doc_id, rules, _mixture(mixture) if mixture else None)
     except audits.AuditError as error:
         raise click.ClickException(str(error)) from None
     if not mixture:
         facts["produced_by"] = _latest_runs(doc_id)
-    drops_root = Settings.from_environment().drops_root
+    drops_root = settings.drops_root
     where = facts["provenance"]
     facts["provenance"]["source_file"] = str(Path(drops_root) / where["source"] / where["drop_id"] / where["shard"])
     _emit(facts, as_json, _explain_lines)

@@ -11,10 +11,11 @@ from curation_dag.automation.conditions import on_new_data
 from curation_dag.checks.sql import sql_check
 from curation_dag.materializations import latest_versions
 from curation_dag.metadata import markdown_table
-from curation_dag.resources import StorageResource
+from curation_dag.resources import RecipesResource, StorageResource
 from curation_dag.steps.mixtures.build import Built, build_mixture
 from curation_dag.steps.mixtures.report import report_metadata
 from curation_dag.steps.mixtures.selection import Infeasible, MixtureSpec, load_mixtures
+from curation_dag.steps.quality.rules import rules_of
 from curation_dag.steps.recipes.models import OTHER_PIPELINE_ASSETS, PIPELINE_SOURCES
 from curation_dag.steps.recipes.sandbox import DUCKDB_POOL
 from curation_dag.store.layout import DECISIONS, MANIFEST, QUALITY_SCORES, RAW_DOCUMENTS
@@ -64,10 +65,13 @@ def _mixture_asset(
             for check, text in CHECKS.items()
         ],
     )
-    def _mixture(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    def _mixture(
+        context: dg.AssetExecutionContext, storage: StorageResource, recipes: RecipesResource
+    ) -> dg.MaterializeResult:
         versions = _upstream_versions(context.instance, upstream)
+        rules = rules_of(recipes.quality())
         try:
-            built = build_mixture(storage.layout, name, spec, path, pool.path[-1], context.run.run_id, versions)
+            built = build_mixture(storage.layout, name, spec, path, pool.path[-1], context.run.run_id, versions, rules)
         except (Infeasible, ValueError) as error:
             raise dg.Failure(description=str(error)) from None
         return _result(name, spec, built)

@@ -17,6 +17,7 @@ from curation_dag.assets.semantic import semantic_clusters, semantic_duplicates
 from curation_dag.cli import main
 from curation_dag.resources import StorageResource
 from curation_dag.steps.audit import lineage as audit
+from curation_dag.steps.quality.rules import RULES
 from tests.assets.test_mixture_assets import recipe_assets
 from tests.conftest import RECIPES
 
@@ -26,7 +27,7 @@ def mixtures(demo_pipeline):
     """The shipped mixtures built on the demo pipeline's store; yields the store root."""
     instance, root, run = demo_pipeline
     models, built = recipe_assets()
-    assert dg.materialize(models + built, instance=instance, resources={"storage": run["resources"]["storage"]}).success
+    assert dg.materialize(models + built, instance=instance, resources=run["resources"]).success
     return root
 
 
@@ -41,7 +42,7 @@ def ledger(root, name: str) -> pl.DataFrame:
 def test_explain_names_the_stage_that_removed_a_document_and_its_evidence(mixtures, name, stage):
     decisions = ledger(mixtures, name)
     removed = decisions.filter(pl.col("stage") == stage).row(0, named=True)
-    facts = audit.explain(mixtures, removed["doc_id"], audit.mixture_folder(mixtures, name))
+    facts = audit.explain(mixtures, removed["doc_id"], RULES, audit.mixture_folder(mixtures, name))
     assert facts["mixture"]["verdict"] == "removed" and facts["mixture"]["stage"] == stage
     assert facts["mixture"]["reason"] == removed["reason"]
     assert facts["provenance"]["source"] == removed["doc_id"].split("/")[0]
@@ -64,7 +65,7 @@ def test_explain_names_the_stage_that_removed_a_document_and_its_evidence(mixtur
 
 def test_explain_a_kept_document_with_its_repeats_and_the_runs_behind_each_fact(mixtures):
     kept = ledger(mixtures, "d4_pruned").filter(pl.col("verdict") == "kept").sort("repeats").row(-1, named=True)
-    facts = audit.explain(mixtures, kept["doc_id"], audit.mixture_folder(mixtures, "d4_pruned"))
+    facts = audit.explain(mixtures, kept["doc_id"], RULES, audit.mixture_folder(mixtures, "d4_pruned"))
     assert facts["mixture"]["verdict"] == "kept" and facts["mixture"]["repeats"] == kept["repeats"]
     assert not any(d.get("duplicate") for d in facts["decisions"])
     partition = "/".join(kept["doc_id"].split("/")[:2])
@@ -103,6 +104,20 @@ def test_the_commands_print_and_emit_json(mixtures, monkeypatch):
     assert missing.exit_code != 0 and "no document 'licenses/2026-11-01/nope#0'" in missing.output
 
 
+def test_explain_names_the_bounds_of_the_configured_quality_yml(mixtures, monkeypatch, tmp_path):
+    recipes = shutil.copytree(RECIPES, tmp_path / "recipes")
+    quality = recipes / "quality.yml"
+    quality.write_text(quality.read_text().replace("min_sentences: 5 ", "min_sentences: 7 "))
+    monkeypatch.setenv("CURATION_STORAGE_ROOT", str(mixtures))
+    monkeypatch.setenv("CURATION_RECIPES", str(recipes))
+    candidates = pl.read_parquet(audit.mixture_folder(mixtures, "plain_dedup") / "candidates.parquet")
+    doc_id = candidates.filter(pl.col("c4_failure") == "c4_min_sentences")["doc_id"][0]
+    shown = CliRunner().invoke(main, ["explain", doc_id, "--mixture", "plain_dedup", "--json"])
+    assert shown.exit_code == 0, shown.output
+    c4 = next(d for d in json.loads(shown.output)["decisions"] if d["stage"] == "quality:c4")
+    assert c4["first_failure"] == "c4_min_sentences" and c4["passes_when"] == "c4_sentences >= 7"
+
+
 def test_diff_before_and_after_a_new_drop_lists_exactly_the_added_documents(instance, tmp_path, demo_pipeline):
     _, _, run = demo_pipeline
     storage = StorageResource(root=str(tmp_path / "store"))
@@ -120,7 +135,7 @@ def test_diff_before_and_after_a_new_drop_lists_exactly_the_added_documents(inst
         assert dg.materialize([exact_duplicates, near_duplicates], **step).success
         assert dg.materialize([embeddings], partition_key=key, **step).success
         assert dg.materialize([semantic_clusters, semantic_duplicates, quality_scores], **step).success
-        assert dg.materialize(models + mixtures, instance=instance, resources={"storage": storage}).success
+        assert dg.materialize(models + mixtures, **step).success
         folders.append(audit.mixture_folder(storage.root, "docs"))
 
     change = audit.diff(*folders)

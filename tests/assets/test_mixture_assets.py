@@ -9,7 +9,7 @@ import pytest
 
 from curation_dag.assets.mixtures import mixture_assets
 from curation_dag.assets.recipe_models import model_assets
-from curation_dag.resources import StorageResource
+from curation_dag.resources import RecipesResource, StorageResource
 from curation_dag.steps.audit.lineage import mixture_folder
 from curation_dag.steps.mixtures.selection import MixtureSpec, load_mixtures
 from curation_dag.steps.recipes.files import RecipeError
@@ -27,14 +27,15 @@ def built(demo_pipeline):
     """The shipped models and mixtures materialized once on the demo pipeline's outputs."""
     instance, root, run = demo_pipeline
     models, mixtures = recipe_assets()
-    result = dg.materialize(models + mixtures, instance=instance, resources={"storage": run["resources"]["storage"]})
+    result = dg.materialize(models + mixtures, instance=instance, resources=run["resources"])
     assert result.success
     return result, root, models, mixtures
 
 
 def test_mixture_assets_follow_their_pool_and_declare_blocking_checks(built):
     _, _, models, mixtures = built
-    graph = dg.Definitions(assets=models + mixtures, resources={"storage": StorageResource()}).resolve_asset_graph()
+    resources = {"storage": StorageResource(), "recipes": RecipesResource()}
+    graph = dg.Definitions(assets=models + mixtures, resources=resources).resolve_asset_graph()
     names = {mixture.key.path[-1] for mixture in mixtures}
     assert names == {"mixture_plain_dedup", "mixture_quality_filtered", "mixture_d4_pruned", "mixture_code_long_files"}
     for mixture in mixtures:
@@ -84,13 +85,29 @@ def test_shipped_mixture_meets_its_spec(built, name):
 def test_rebuilding_gives_the_same_manifest_and_counts_no_token_again(built, demo_pipeline):
     result, root, models, mixtures = built
     instance, _, run = demo_pipeline
-    again = dg.materialize(mixtures, instance=instance, resources={"storage": run["resources"]["storage"]},
+    again = dg.materialize(mixtures, instance=instance, resources=run["resources"],
                            selection=[m.key for m in mixtures])  # fmt: skip
     for mixture in mixtures:
         node = mixture.key.path[-1]
         first = result.asset_materializations_for_node(node)[0].metadata["manifest_sha256"].value
         metadata = again.asset_materializations_for_node(node)[0].metadata
         assert metadata["manifest_sha256"].value == first and metadata["tokens_counted_now"].value == 0
+
+
+def test_a_filter_reason_names_the_bounds_of_the_configured_quality_yml(built, tmp_path):
+    _, root, _, _ = built
+    recipes = shutil.copytree(RECIPES, tmp_path / "recipes")
+    quality = recipes / "quality.yml"
+    quality.write_text(quality.read_text().replace("min_line_punct_frac: 0.12", "min_line_punct_frac: 0.15"))
+    store = shutil.copytree(root, tmp_path / "store")
+    _, mixtures = recipe_assets(recipes)
+    mixture = next(m for m in mixtures if m.key.path[-1] == "mixture_quality_filtered")
+    resources = {"storage": StorageResource(root=str(store)), "recipes": RecipesResource(folder=str(recipes))}
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert dg.materialize([mixture], instance=instance, resources=resources).success
+    decisions = pl.read_parquet(mixture_folder(store, "quality_filtered") / "decisions.parquet")
+    reasons = decisions.filter(pl.col("rule") == "fineweb_line_punctuation")["reason"]
+    assert reasons.len() and reasons.str.ends_with("(passes when fineweb_line_punct_frac >= 0.15)").all()
 
 
 @pytest.mark.parametrize(
@@ -117,7 +134,7 @@ def test_an_infeasible_mixture_fails_before_writing_with_the_source_and_numbers(
         existing.unlink()
     (recipes / "mixtures" / "greedy.yml").write_text(spec)
     models, mixtures = recipe_assets(recipes)
-    result = dg.materialize(mixtures, instance=instance, resources={"storage": run["resources"]["storage"]},
+    result = dg.materialize(mixtures, instance=instance, resources=run["resources"],
                             selection=[m.key for m in mixtures], raise_on_error=False)  # fmt: skip
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")

@@ -11,6 +11,7 @@ import pytest
 from curation_dag.assets.ingest import raw_documents
 from curation_dag.assets.takedowns import takedowns
 from curation_dag.steps.audit import lineage as audit
+from curation_dag.steps.quality.rules import RULES
 from curation_dag.store.ledger import Ledger
 from tests.assets.test_mixture_assets import recipe_assets
 
@@ -93,10 +94,10 @@ def test_a_text_taken_down_leaves_every_output_and_explain_and_audit_say_so(stor
     after = audit.mixture_folder(root, "plain_dedup")
     assert after != before and doc_id not in set(pl.read_parquet(after / "manifest.parquet")["doc_id"])
 
-    facts = audit.explain(root, doc_id)
+    facts = audit.explain(root, doc_id, RULES)
     assert facts["taken_down"]["reason"] == "licence withdrawn" and facts["taken_down"]["requested_by"] == "legal"
     assert facts["provenance"]["content_hash"] == content_hash  # kept by the log, not the purged text
-    earlier = audit.explain(root, doc_id, before)
+    earlier = audit.explain(root, doc_id, RULES, before)
     assert earlier["mixture"]["verdict"] == "kept" and "taken_down" in earlier
     assert [row["doc_id"] for row in audit.audit(before)["taken_down"]] == [doc_id]
     assert audit.audit(after)["taken_down"] == []
@@ -113,7 +114,7 @@ def test_an_identical_copy_and_the_later_duplicates_take_over_and_a_whole_drop_g
     row = candidates.filter(pl.col("doc_id") == heir).row(0, named=True)
     assert row["exact_duplicate_of"] is None and row["cluster"] is not None  # it took the removed copy's place
     assert copied not in set(candidates["doc_id"])
-    assert audit.explain(root, heir)["decisions"][0] == {"stage": "exact", "duplicate": False}
+    assert audit.explain(root, heir, RULES)["decisions"][0] == {"stage": "exact", "duplicate": False}
 
     # The probe's case: a whole drop goes; later drops' duplicates of its documents are kept now.
     first = "licenses/2026-11-01"

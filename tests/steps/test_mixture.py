@@ -13,6 +13,8 @@ from curation_dag.steps.mixtures.selection import (
     order,
     token_counts,
 )
+from curation_dag.steps.quality.config import GopherQuality, QualityConfig
+from curation_dag.steps.quality.rules import RULES, rules_of
 from curation_dag.steps.recipes.files import RecipeError
 
 
@@ -46,7 +48,7 @@ def test_each_stage_removes_with_its_evidence_and_the_first_stage_wins():
         filters={"rule_sets": ["gopher_quality"]},
         pruning={"policy": "long_file", "max_chars": 1000},
     )
-    decisions = decide(spec, candidates())
+    decisions = decide(spec, candidates(), RULES)
     by_id = {row["doc_id"]: row for row in decisions.iter_rows(named=True)}
     assert [by_id[d]["stage"] for d in ["w", "e", "n", "s", "q", "p", "k1", "k2"]] == [
         "weights", "exact", "near", "semantic", "filter", "pruning", None, None,
@@ -63,16 +65,23 @@ def test_each_stage_removes_with_its_evidence_and_the_first_stage_wins():
     assert by_id["p"]["reason"].startswith("long file: 5000 chars above the cut 1000")
 
 
+def test_a_filter_reason_names_the_configured_bounds():
+    spec = MixtureSpec(**SPEC, filters={"rule_sets": ["gopher_quality"]})
+    tuned = rules_of(QualityConfig(gopher_quality=GopherQuality(min_words=30)))
+    reason = decide(spec, candidates(), tuned).filter(pl.col("doc_id") == "q")["reason"][0]
+    assert reason == "gopher_quality failed: gopher_word_count = 12.0 (passes when 30 <= gopher_words <= 100000)"
+
+
 def test_dedup_stages_can_be_switched_off_and_sql_filters_apply():
     spec = MixtureSpec(**SPEC, dedup={"exact": False, "near": False, "semantic": True}, filters={"sql": ["chars < 15"]})
-    decisions = decide(spec, candidates())
+    decisions = decide(spec, candidates(), RULES)
     stages = dict(zip(decisions["doc_id"], decisions["stage"], strict=True))
     assert stages["e"] is None and stages["n"] is None and stages["s"] == "semantic"
     assert stages["k2"] == "filter" and stages["p"] == "filter"
     reason = decisions.filter(pl.col("doc_id") == "k2")["reason"][0]
     assert reason == "filter is false: chars < 15"
     with pytest.raises(ValueError, match="filter 'no_such_column > 1' does not run on the candidates"):
-        decide(MixtureSpec(**SPEC, filters={"sql": ["no_such_column > 1"]}), candidates())
+        decide(MixtureSpec(**SPEC, filters={"sql": ["no_such_column > 1"]}), candidates(), RULES)
 
 
 def test_a_filter_reads_only_the_candidates_and_cannot_smuggle_a_statement(tmp_path):
@@ -82,7 +91,7 @@ def test_a_filter_reads_only_the_candidates_and_cannot_smuggle_a_statement(tmp_p
                                              "SELECT (1"]})  # fmt: skip
     reading = MixtureSpec(**SPEC, filters={"sql": ["doc_id NOT IN (SELECT content FROM read_text('/etc/passwd'))"]})
     with pytest.raises(ValueError, match=r"does not run on the candidates: Permission Error"):
-        decide(reading, candidates())
+        decide(reading, candidates(), RULES)
     assert not list(tmp_path.iterdir())
 
 

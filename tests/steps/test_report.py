@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from curation_dag.steps.mixtures.report import REPORT, render_report, report_metadata
+from curation_dag.steps.quality.rules import RULES
 
 PLOTS = ("funnel-plot", "sources-plot", "clusters-plot", "cluster-sizes-plot", "signals-plot")
 TABLES = (
@@ -126,7 +127,7 @@ def materialization(tmp_path):
 
 
 def test_report_has_every_table_and_plot_and_needs_no_network(materialization):
-    path = render_report(materialization)
+    path = render_report(materialization, RULES)
     page = path.read_text()
 
     assert path == materialization / REPORT
@@ -151,7 +152,7 @@ def test_report_without_run_record_or_candidates_says_not_recorded(materializati
     (materialization / "run.json").unlink()
     (materialization / "candidates.parquet").unlink()
 
-    page = render_report(materialization).read_text()
+    page = render_report(materialization, RULES).read_text()
 
     assert "Mixture synthetic" in page  # the folder's parent names the mixture
     assert page.count("not recorded") >= 4  # materialized at, spec file, drops, signals, recipes
@@ -162,7 +163,7 @@ def test_report_without_run_record_or_candidates_says_not_recorded(materializati
 
 def test_report_of_a_folder_that_is_not_a_materialization_names_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no summary.json, manifest.parquet, decisions.parquet; pass"):
-        render_report(tmp_path)
+        render_report(tmp_path, RULES)
 
 
 def test_report_metadata_gives_the_key_tables_and_the_funnel_plot(materialization):
@@ -179,7 +180,7 @@ def test_report_metadata_gives_the_key_tables_and_the_funnel_plot(materializatio
 
 
 def test_report_renders_in_headless_chromium(chromium, materialization, tmp_path):
-    url = render_report(materialization).as_uri()
+    url = render_report(materialization, RULES).as_uri()
     screenshot = tmp_path / "report.png"
     # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
     flags = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}"]

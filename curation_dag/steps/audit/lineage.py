@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from curation_dag.steps.mixtures.selection import FUNNEL
-from curation_dag.steps.quality.rules import RULE_SETS, RULES
+from curation_dag.steps.quality.rules import Rule, rule_sets
 from curation_dag.steps.takedowns import removal as takedowns
 from curation_dag.store import layout
 from curation_dag.store.layout import CANDIDATES, DECISIONS, MANIFEST, RUN, SUMMARY, Layout
@@ -80,10 +80,11 @@ def provenance(storage_root: str | Path, doc_id: str) -> dict:
     return {key: row[key] for key in PROVENANCE}
 
 
-def explain(storage_root: str | Path, doc_id: str, mixture: Path | None = None) -> dict:
+def explain(storage_root: str | Path, doc_id: str, rules: tuple[Rule, ...], mixture: Path | None = None) -> dict:
     """Every fact about one document: provenance, signals, each stage's decision with its evidence
     (and the matched document's provenance), and a mixture's verdict. With a mixture, the facts are
-    those recorded when it was built; without, the pipeline's current ledgers."""
+    those recorded when it was built; without, the pipeline's current ledgers. The quality decisions
+    name the bounds of `rules`, the configured quality rules."""
     root = Path(storage_root)
     facts: dict = {"doc_id": doc_id, "provenance": provenance(root, doc_id)}
     if taken := takedowns.log_of(root).entry_for(doc_id):
@@ -95,7 +96,7 @@ def explain(storage_root: str | Path, doc_id: str, mixture: Path | None = None) 
     else:
         candidate = _current_facts(root, doc_id)
     facts["signals"] = {k: v for k, v in candidate.items() if k not in _DECISION_COLUMNS}
-    facts["decisions"] = _decisions(root, candidate)
+    facts["decisions"] = _decisions(root, candidate, rules)
     if mixture is not None:
         verdict = _row([mixture / DECISIONS], doc_id)
         run = _read_json(mixture / RUN)
@@ -140,7 +141,7 @@ def _current_facts(root: Path, doc_id: str) -> dict:
     }
 
 
-def _decisions(root: Path, candidate: dict) -> list[dict]:
+def _decisions(root: Path, candidate: dict, rules: tuple[Rule, ...]) -> list[dict]:
     """One entry per pipeline stage: its verdict on the document and the evidence."""
     decisions = []
     for stage, column, similarity in (
@@ -155,10 +156,10 @@ def _decisions(root: Path, candidate: dict) -> list[dict]:
             if similarity:
                 entry["jaccard" if stage == "near" else "cosine"] = candidate.get(similarity)
         decisions.append(entry)
-    for rule_set in RULE_SETS:
+    for rule_set, members in rule_sets(rules).items():
         if rule_set in candidate:
             failure = candidate.get(f"{rule_set}_failure")
-            rule = next((r for r in RULES if r.name == failure), None)
+            rule = next((r for r in members if r.name == failure), None)
             decisions.append(
                 {
                     "stage": f"quality:{rule_set}",

@@ -25,6 +25,7 @@ from curation_dag.steps.mixtures.selection import (
     token_counts,
     tokenizer_id,
 )
+from curation_dag.steps.quality.rules import Rule
 from curation_dag.store.atomic import atomic_path, checked_parquet
 from curation_dag.store.layout import (
     CANDIDATES,
@@ -55,15 +56,23 @@ class Built:
 
 
 def build_mixture(
-    layout: Layout, name: str, spec: MixtureSpec, spec_path: Path, pool: str, run_id: str, upstream: dict
+    layout: Layout,
+    name: str,
+    spec: MixtureSpec,
+    spec_path: Path,
+    pool: str,
+    run_id: str,
+    upstream: dict,
+    rules: tuple[Rule, ...],
 ) -> Built:
     """Materialize mixture `name` from the candidates of recipe model `pool`. `run_id` and `upstream`
-    (the latest materialization of every upstream asset) go into the run record. Raises Infeasible,
-    or ValueError for a pool or spec that cannot be used, before anything is written."""
+    (the latest materialization of every upstream asset) go into the run record; `rules`, the configured
+    quality rules, into the filter stage's reasons and the report. Raises Infeasible, or ValueError for a
+    pool or spec that cannot be used, before anything is written."""
     candidates = read_candidates(layout, pool, spec_path)
     complexity_file = layout.cluster_complexity()
     complexity = pl.read_parquet(complexity_file) if complexity_file.is_file() else None
-    decisions = decide(spec, candidates, complexity)
+    decisions = decide(spec, candidates, rules, complexity)
 
     survivors = candidates.filter(decisions["stage"].is_null()).select("doc_id", "source")
     tokens, counted_now = count_tokens(layout, survivors["doc_id"], spec.tokenizer)
@@ -84,7 +93,7 @@ def build_mixture(
     summary = summarize(spec, manifest, candidates, decisions, digest)
     _write_json(out / SUMMARY, summary)
     _write_json(out / RUN, run_record(layout, name, spec_path, digest, run_id, upstream))
-    report = render_report(out)
+    report = render_report(out, rules)
     with atomic_path(layout.current(name)) as temporary:
         temporary.write_text(out.name)
     return Built(out, report, digest, summary, candidates.height, manifest.height, copies.height, counted_now)

@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from curation_dag.metadata import markdown_table
 from curation_dag.steps.mixtures.selection import FUNNEL
-from curation_dag.steps.quality.rules import RULES
+from curation_dag.steps.quality.rules import Rule
 from curation_dag.store.atomic import atomic_path
 from curation_dag.store.layout import CANDIDATES, CURRENT, DECISIONS, MANIFEST, MIXTURES, REPORT, RUN, SUMMARY
 
@@ -62,8 +62,9 @@ td.hash { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px
 """
 
 
-def render_report(folder: Path) -> Path:
-    """Write the report (`REPORT`) of the mixture materialized in `folder`; return its path."""
+def render_report(folder: Path, rules: tuple[Rule, ...]) -> Path:
+    """Write the report (`REPORT`) of the mixture materialized in `folder`, with the thresholds of the
+    quality `rules`; return its path."""
     audit = _load(folder)
     name = audit.run.get("mixture") or audit.folder.parent.name
     page = _PAGE.render(
@@ -77,7 +78,7 @@ def render_report(folder: Path) -> Path:
         funnel=_funnel_section(audit),
         sources=_sources_section(audit),
         clusters=_clusters_section(audit),
-        signals=_signals_section(audit),
+        signals=_signals_section(audit, rules),
         languages=_languages_section(audit),
         run=_run_section(audit),
     )
@@ -291,7 +292,7 @@ def _clusters_section(audit: _Audit) -> dict | None:
     }
 
 
-def _signals_section(audit: _Audit) -> dict:
+def _signals_section(audit: _Audit, rules: tuple[Rule, ...]) -> dict:
     """The plot, or `missing`: what is not in the folder (the candidates, or every key signal)."""
     candidates = audit.candidates
     if candidates is None:
@@ -304,7 +305,7 @@ def _signals_section(audit: _Audit) -> dict:
     if not signals:
         return {"missing": "signals"}
     alt = "Quality signal distributions of kept and removed documents"
-    return {"plot": _Plot("signals-plot", alt, _signals_plot(judged, signals))}
+    return {"plot": _Plot("signals-plot", alt, _signals_plot(judged, signals, rules))}
 
 
 def _languages_section(audit: _Audit) -> _Table | None:
@@ -396,8 +397,8 @@ def _sizes_plot(kept: np.ndarray, every: np.ndarray | None) -> str:
     return _png(figure)
 
 
-def _signals_plot(judged: pl.DataFrame, signals: list[str]) -> str:
-    thresholds = {rule.signal: (rule.low, rule.high) for rule in RULES}
+def _signals_plot(judged: pl.DataFrame, signals: list[str], rules: tuple[Rule, ...]) -> str:
+    thresholds = {rule.signal: (rule.low, rule.high) for rule in rules}
     columns = 4
     rows = -(-len(signals) // columns)
     figure = _figure(figsize=(12, 2.4 * rows + 0.6))
@@ -560,7 +561,7 @@ per document, and only for documents that reached the budget stage.</p>
 <p class="note">None of the key signals is in {{ candidates_file }}.</p>
 {% else %}
 <p class="note">Each group's share of documents per bin, for the documents of the weighted sources. Dashed lines \
-are the thresholds of the rule on that signal (steps/quality/rules.py), whether or not this mixture applies it.</p>
+are the thresholds of the rule on that signal (the recipes' quality.yml), whether or not this mixture applies it.</p>
 {{ img(signals.plot) }}
 {% endif %}
 <h2>Languages</h2>

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from curation_dag.steps.mixtures import budget_fill
 from curation_dag.steps.quality import pruning
-from curation_dag.steps.quality.rules import RULE_SETS
+from curation_dag.steps.quality.rules import RULE_SETS, Rule, rule_sets
 from curation_dag.steps.recipes import sandbox as sql_sandbox
 from curation_dag.steps.recipes.files import RecipeError, build, line_of, read_yaml
 
@@ -146,12 +146,15 @@ def load_mixtures(folder: Path, pools: set[str]) -> dict[str, tuple[MixtureSpec,
     return mixtures
 
 
-def decide(spec: MixtureSpec, candidates: pl.DataFrame, complexity: pl.DataFrame | None = None) -> pl.DataFrame:
+def decide(
+    spec: MixtureSpec, candidates: pl.DataFrame, rules: tuple[Rule, ...], complexity: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """Stages 1-4 for every candidate: one row each, with `stage` and `reason` set where it was removed.
 
     `candidates` has doc_id, source, and the columns the spec uses: the dedup evidence
     (exact_duplicate_of, near_duplicate_of, near_jaccard, semantic_duplicate_of, semantic_cosine),
     rule set flags and `<set>_failure` with the signals, cluster and prototypicality, chars.
+    `rules` are the configured quality rules (`rules_of`), whose bounds a filter's reason names.
     `complexity` is the per-cluster table of quality_scores, for the concept policy.
     """
     decisions = candidates.select(
@@ -192,20 +195,21 @@ def decide(spec: MixtureSpec, candidates: pl.DataFrame, complexity: pl.DataFrame
                 duplicate_of=duplicate,
                 similarity=candidates[similarity] if similarity else pl.lit(None, pl.Float64),
             )
+    members = rule_sets(rules)
     for rule_set in spec.filters.rule_sets:
         failure = candidates[f"{rule_set}_failure"]
-        rules = {rule.name: rule for rule in RULE_SETS[rule_set]}
+        by_name = {rule.name: rule for rule in members[rule_set]}
         value = candidates.select(
             pl.coalesce(
                 pl.lit(None, pl.Float64),
                 *(
                     pl.when(failure == name).then(pl.col(rule.signal).cast(pl.Float64))
-                    for name, rule in rules.items()
+                    for name, rule in by_name.items()
                     if rule.signal in candidates.columns
                 ),
             )
         ).to_series()
-        described = failure.replace_strict({n: r.describe() for n, r in rules.items()}, default=None)
+        described = failure.replace_strict({n: r.describe() for n, r in by_name.items()}, default=None)
         decisions = remove(
             decisions,
             "filter",
