@@ -15,6 +15,7 @@ from curation_dag.settings import Settings, dagster_home
 from curation_dag.steps.audit import lineage as audits
 from curation_dag.steps.quality.config import load_quality_config
 from curation_dag.steps.quality.rules import rules_of
+from curation_dag.steps.recipes.files import RecipeError
 from curation_dag.store import layout
 from curation_dag.store.ledger import Ledger
 
@@ -177,7 +178,10 @@ def _latest_runs(doc_id: str) -> dict:
 def explain(doc_id: str, mixture: str | None, as_json: bool) -> None:
     """Why DOC_ID is, or is not, in a mixture: provenance, signals, each stage's decision and evidence."""
     settings = Settings.from_environment()
-    rules = rules_of(load_quality_config(Path(settings.recipes) / "quality.yml"))
+    try:
+        rules = rules_of(load_quality_config(Path(settings.recipes) / "quality.yml"))
+    except RecipeError as error:
+        raise click.ClickException(str(error)) from None
     try:
         facts = audits.explain(settings.storage_root, doc_id, rules, _mixture(mixture) if mixture else None)
     except audits.AuditError as error:
