@@ -102,5 +102,5 @@ defs = build_definitions(
     recipes_folder=_settings.recipes,
     drops_root=_settings.drops_root,
     storage_root=_settings.storage_root,
-    embedder=EmbedderResource(device=_settings.device, cache_dir=_settings.model_cache),
+    embedder=EmbedderResource(device=_settings.device, cpu_backend=_settings.embedder, cache_dir=_settings.model_cache),
 )

@@ -19,6 +19,7 @@ class Settings:
     drops_root: str = "demo_data/drops"  # CURATION_DROPS_ROOT: one folder per source, one per drop below
     model_cache: str | None = None  # CURATION_MODEL_CACHE: the embedders' files; <storage root>/models if unset
     device: Literal["auto", "cpu", "cuda"] = "auto"  # CURATION_DEVICE: auto takes a GPU when one is visible
+    embedder: Literal["static", "minilm"] = "static"  # CURATION_EMBEDDER: every job's CPU backend (a GPU runs MiniLM)
     automation: bool = True  # CURATION_AUTOMATION=off starts the sensors and the schedule stopped
 
     @classmethod
@@ -30,9 +31,17 @@ class Settings:
             recipes=environ.get("CURATION_RECIPES", default.recipes),
             drops_root=environ.get("CURATION_DROPS_ROOT", default.drops_root),
             model_cache=environ.get("CURATION_MODEL_CACHE", os.path.join(storage_root, "models")),
-            device=environ.get("CURATION_DEVICE", default.device),
+            device=_choice(environ, "CURATION_DEVICE", default.device, ("auto", "cpu", "cuda")),
+            embedder=_choice(environ, "CURATION_EMBEDDER", default.embedder, ("static", "minilm")),
             automation=environ.get("CURATION_AUTOMATION", "on").lower() != "off",
         )
+
+
+def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]):
+    value = environ.get(name, default)
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}: set it to one of {', '.join(choices)}, or leave it unset for {default}")
+    return value
 
 
 def dagster_home() -> Path:

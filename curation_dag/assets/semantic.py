@@ -39,8 +39,15 @@ class Refit(dg.Config):
 
 
 def _vectors(storage: StorageResource, embedder: EmbedderResource, key: str) -> Vectors:
-    """A drop's vectors from the embedder's model, checked (storage.upstream)."""
-    return read_vectors(storage.upstream(storage.layout.embeddings(key, embedder.model_id), EMBEDDINGS, key))
+    """A drop's vectors from the embedder's model, checked (storage.upstream); never another model's."""
+    path = storage.layout.embeddings(key, embedder.model_id)
+    if not path.is_file() and (others := storage.layout.embedded_models(key)):
+        raise dg.Failure(
+            description=f"drop {key} was embedded with {', '.join(others)}, not with {embedder.model_id}, the model "
+            "this run uses: run every job with the same embedder (CURATION_EMBEDDER, or the embedder resource's "
+            f"config), or materialize embeddings for drop {key} with this one"
+        )
+    return read_vectors(storage.upstream(path, EMBEDDINGS, key))
 
 
 def _fit_id(storage: StorageResource) -> str:

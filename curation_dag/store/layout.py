@@ -95,6 +95,10 @@ class Layout:
     def embeddings(self, drop: str, model_id: str) -> Path:
         return self.asset(EMBEDDINGS, drop) / f"{model_id}.parquet"
 
+    def embedded_models(self, drop: str) -> list[str]:
+        """The model ids a drop's vectors were made with."""
+        return sorted(path.stem for path in self.asset(EMBEDDINGS, drop).glob("*.parquet"))
+
     def embeddings_files(self, model_id: str) -> list[Path]:
         """Every drop's vectors from one model, sorted by path."""
         return sorted(self.asset(EMBEDDINGS).glob(f"*/*/{model_id}.parquet"))

@@ -114,3 +114,17 @@ def test_a_refit_reassigns_every_drop_and_semantic_duplicates_judges_them_again(
     drifted = [e["key"] for e in Ledger(tmp_path / "semantic_clusters").drops if e["beyond_p95"] > 0.2]
     on_drift = refit("on_drift")  # refits when more of a drop than drift_share lies beyond the fit's p95
     assert on_drift["semantic_clusters"]["assigned_now"].value == (embedded if drifted else 0)
+
+
+def test_vectors_of_another_model_are_refused_naming_both(instance, tmp_path, static_embedder):
+    run = deduplicated(instance, tmp_path)
+    assert dg.materialize([embeddings], partition_key=KEYS[0], **run).success  # MiniLM's vectors
+    result = dg.materialize(
+        [semantic_clusters],
+        instance=instance,
+        resources={**run["resources"], "embedder": static_embedder},
+        raise_on_error=False,
+    )
+    failure = next(e for e in result.all_events if e.is_step_failure).event_specific_data.error.message
+    assert f"drop {KEYS[0]} was embedded with all-MiniLM-L6-v2-256, not with all-MiniLM-L6-v2-static-256" in failure
+    assert "CURATION_EMBEDDER" in failure
