@@ -7,14 +7,13 @@ import dagster as dg
 import polars as pl
 
 from curation_dag.automation.conditions import on_new_data
-from curation_dag.checks.sql import sql_check
+from curation_dag.checks.quality import SCORES_SPECS, SIGNALS_SPECS, scores_checks, signals_checks
 from curation_dag.metadata import file_digest, histograms_markdown, markdown_table
 from curation_dag.partitions import drops_partitions, pending_drops
 from curation_dag.resources import RecipesResource, StorageResource
 from curation_dag.resources.recipes import config_digest
 from curation_dag.steps.quality.rules import (
     RULE_SETS,
-    SIGNAL_RANGES,
     Rule,
     assess_file,
     rule_passes,
@@ -35,19 +34,6 @@ PLOTTED = [
 ]  # fmt: skip
 
 
-def _range_violations(table: str) -> str:
-    """SQL: one row per signal value that is null, NaN or outside its valid range."""
-    queries = []
-    for signal, (low, high) in SIGNAL_RANGES.items():
-        bad = [f"{signal} IS NULL", f"isnan({signal}::DOUBLE)", f"{signal} < {low}"]
-        bad += [f"{signal} > {high}"] if high is not None else []
-        queries.append(
-            f"SELECT doc_id, '{signal}' AS signal, {signal}::DOUBLE AS value FROM {table} WHERE {' OR '.join(bad)}"
-        )
-    queries.append(f"SELECT doc_id, 'language' AS signal, NULL AS value FROM {table} WHERE language IS NULL")
-    return "\nUNION ALL\n".join(queries)
-
-
 @dg.asset(
     partitions_def=drops_partitions,
     deps=[RAW_DOCUMENTS],
@@ -55,14 +41,7 @@ def _range_violations(table: str) -> str:
     kinds={"polars", "parquet"},
     code_version="1",
     automation_condition=on_new_data(),
-    check_specs=[
-        dg.AssetCheckSpec(
-            "signals_within_valid_ranges",
-            asset=QUALITY_SIGNALS,
-            blocking=True,
-            description="No signal is null or NaN, fractions lie in [0, 1], counts and lengths are >= 0.",
-        )
-    ],
+    check_specs=SIGNALS_SPECS,
 )
 def quality_signals(
     context: dg.AssetExecutionContext, storage: StorageResource, recipes: RecipesResource
@@ -92,9 +71,7 @@ def quality_signals(
             "signals": dg.MetadataValue.path(str(out)),
         },
         data_version=dg.DataVersion(file_digest(out)),
-        check_results=[
-            sql_check(QUALITY_SIGNALS, "signals_within_valid_ranges", _range_violations("signals"), signals=str(out))
-        ],
+        check_results=signals_checks(out),
     )
 
 
@@ -151,14 +128,7 @@ def _failing_examples(signals: pl.DataFrame, documents: Path, rules: tuple[Rule,
     kinds={"polars", "parquet"},
     code_version="1",
     automation_condition=on_new_data(),
-    check_specs=[
-        dg.AssetCheckSpec(
-            "scores_within_valid_ranges",
-            asset=QUALITY_SCORES,
-            blocking=True,
-            description="Prototypicality in [0, 2] for every clustered document; cluster complexity finite and >= 0.",
-        )
-    ],
+    check_specs=SCORES_SPECS,
 )
 def quality_scores(
     context: dg.AssetExecutionContext, storage: StorageResource, recipes: RecipesResource
@@ -209,18 +179,7 @@ def _scores_result(
             "complexity_table": dg.MetadataValue.path(str(complexity_path)),
         },
         data_version=dg.DataVersion(f"{ledger.digest()}-{file_digest(complexity_path)}"),
-        check_results=[
-            sql_check(
-                QUALITY_SCORES,
-                "scores_within_valid_ranges",
-                "SELECT 'document' AS kind, doc_id AS id, prototypicality AS value FROM scores "
-                "WHERE cluster IS NOT NULL AND (prototypicality IS NULL OR prototypicality < 0 OR prototypicality > 2) "
-                "UNION ALL SELECT 'cluster', cluster::VARCHAR, complexity FROM complexity "
-                "WHERE complexity IS NULL OR isnan(complexity) OR complexity < 0",
-                scores=[str(path) for path in ledger.decision_files()],
-                complexity=str(complexity_path),
-            )
-        ],
+        check_results=scores_checks(ledger.decision_files(), complexity_path),
     )
 
 

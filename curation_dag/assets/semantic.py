@@ -7,12 +7,11 @@ import polars as pl
 from pydantic import Field
 
 from curation_dag.automation.conditions import on_new_data
-from curation_dag.checks.sql import sql_check
+from curation_dag.checks.semantic import CLUSTERS_SPECS, DUPLICATES_SPECS, clusters_checks, duplicates_checks
 from curation_dag.metadata import histogram_markdown, markdown_table
 from curation_dag.partitions import pending_drops
 from curation_dag.resources import EmbedderResource, RecipesResource, StorageResource
 from curation_dag.steps.semantic.absorb import (
-    GIANT_FACTOR,
     Clustered,
     FitError,
     Vectors,
@@ -62,15 +61,7 @@ def _fit_id(storage: StorageResource) -> str:
     code_version="1",
     pool="semantic_state",
     automation_condition=on_new_data(),
-    check_specs=[
-        dg.AssetCheckSpec("one_cluster_per_document", asset=SEMANTIC_CLUSTERS, blocking=True),
-        dg.AssetCheckSpec("drift_within_limit", asset=SEMANTIC_CLUSTERS, description="A warning: refit when it fails."),
-        dg.AssetCheckSpec(
-            "no_empty_or_giant_clusters",
-            asset=SEMANTIC_CLUSTERS,
-            description=f"A warning: every centroid has members, none more than {GIANT_FACTOR}x the mean.",
-        ),
-    ],
+    check_specs=CLUSTERS_SPECS,
 )
 def semantic_clusters(
     context: dg.AssetExecutionContext,
@@ -116,28 +107,7 @@ def _clusters_result(ledger: Ledger, clustered: Clustered, drift_share: float) -
             ),
         },
         data_version=dg.DataVersion(ledger.digest()),
-        check_results=[
-            dg.AssetCheckResult(
-                asset_key=SEMANTIC_CLUSTERS,
-                check_name="one_cluster_per_document",
-                passed=clustered.assigned == clustered.embedded,
-                metadata={"embedded": clustered.embedded, "assigned": clustered.assigned},
-            ),
-            dg.AssetCheckResult(
-                asset_key=SEMANTIC_CLUSTERS,
-                check_name="no_empty_or_giant_clusters",
-                passed=not clustered.empty and not clustered.giant,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"empty": clustered.empty, "giant": dg.MetadataValue.json(clustered.giant)},
-            ),
-            sql_check(
-                SEMANTIC_CLUSTERS,
-                "drift_within_limit",
-                f"SELECT * FROM drift WHERE beyond_p95 > {drift_share}",
-                severity=dg.AssetCheckSeverity.WARN,
-                drift=clustered.drift,
-            ),
-        ],
+        check_results=clusters_checks(clustered, drift_share),
     )
 
 
@@ -148,7 +118,7 @@ def _clusters_result(ledger: Ledger, clustered: Clustered, drift_share: float) -
     code_version="1",
     pool="semantic_state",
     automation_condition=on_new_data(),
-    check_specs=[dg.AssetCheckSpec("no_self_duplicates", asset=SEMANTIC_DUPLICATES, blocking=True)],
+    check_specs=DUPLICATES_SPECS,
 )
 def semantic_duplicates(
     context: dg.AssetExecutionContext, storage: StorageResource, recipes: RecipesResource, embedder: EmbedderResource
@@ -189,12 +159,5 @@ def _duplicates_result(ledger: Ledger, new: list[pl.DataFrame], settings: SemDeD
             "examples": dg.MetadataValue.md(markdown_table(examples.head(10))),
         },
         data_version=dg.DataVersion(ledger.digest()),
-        check_results=[
-            sql_check(
-                SEMANTIC_DUPLICATES,
-                "no_self_duplicates",
-                "SELECT doc_id FROM decided WHERE semantic_duplicate_of = doc_id",
-                decided=decided_now.select("doc_id", "semantic_duplicate_of"),
-            )
-        ],
+        check_results=duplicates_checks(decided_now),
     )
