@@ -9,7 +9,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import get_args
+
+from curation_dag.resources.embedder import CpuBackend, Device
 
 
 @dataclass(frozen=True)
@@ -18,8 +20,8 @@ class Settings:
     recipes: str = "dbt_like_recipes"  # CURATION_RECIPES: sources, configs, SQL models and mixtures
     drops_root: str = "demo_data/drops"  # CURATION_DROPS_ROOT: one folder per source, one per drop below
     model_cache: str | None = None  # CURATION_MODEL_CACHE: the embedders' files; <storage root>/models if unset
-    device: Literal["auto", "cpu", "cuda"] = "auto"  # CURATION_DEVICE: auto takes a GPU when one is visible
-    embedder: Literal["static", "minilm"] = "static"  # CURATION_EMBEDDER: every job's CPU backend (a GPU runs MiniLM)
+    device: Device = "auto"  # CURATION_DEVICE: auto takes a GPU when one is visible
+    embedder: CpuBackend = "static"  # CURATION_EMBEDDER: every job's CPU backend (a GPU runs MiniLM)
     automation: bool = True  # CURATION_AUTOMATION=off starts the sensors and the schedule stopped
 
     @classmethod
@@ -31,8 +33,8 @@ class Settings:
             recipes=environ.get("CURATION_RECIPES", default.recipes),
             drops_root=environ.get("CURATION_DROPS_ROOT", default.drops_root),
             model_cache=environ.get("CURATION_MODEL_CACHE", os.path.join(storage_root, "models")),
-            device=_choice(environ, "CURATION_DEVICE", default.device, ("auto", "cpu", "cuda")),
-            embedder=_choice(environ, "CURATION_EMBEDDER", default.embedder, ("static", "minilm")),
+            device=_choice(environ, "CURATION_DEVICE", default.device, get_args(Device)),
+            embedder=_choice(environ, "CURATION_EMBEDDER", default.embedder, get_args(CpuBackend)),
             automation=environ.get("CURATION_AUTOMATION", "on").lower() != "off",
         )
 

@@ -10,6 +10,9 @@ from pydantic import Field, PrivateAttr
 
 from curation_dag.steps.embed.hashed_ngrams import NGRAM, character_ngram_vectors
 
+Device = Literal["auto", "cpu", "cuda"]
+CpuBackend = Literal["static", "minilm"]
+
 # model2vec's distillation (Tulkens & van Dongen 2024) with PCA to 256 dimensions, its default.
 STATIC_DIMENSIONS = 256
 
@@ -32,8 +35,8 @@ class EmbedderResource(dg.ConfigurableResource):
     """
 
     model_path: str = Field(default="", description="A sentence-transformers model folder; empty: the bundled MiniLM.")
-    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto: cuda when visible, else cpu.")
-    cpu_backend: Literal["static", "minilm"] = Field(default="static", description="On CPU: static is the fast path.")
+    device: Device = Field(default="auto", description="auto: cuda when visible, else cpu.")
+    cpu_backend: CpuBackend = Field(default="static", description="On CPU: static is the fast path.")
     batch_size: int = Field(default=32, gt=0, description="Texts per forward pass.")
     max_seq_length: int = Field(default=256, gt=0, description="Tokens per text; MiniLM was trained with 256.")
     cache_dir: str = Field(default=".curation/models", description="Where the distilled static model is kept.")
