@@ -220,6 +220,8 @@ def _explain_lines(facts: dict):
                 matched = decision["matched_provenance"]
                 yield (f"    {stage:<26} duplicate of {decision['duplicate_of']}{score}, "
                        f"from {matched['shard']} row {matched['row']} of drop {matched['drop_id']}")  # fmt: skip
+            elif decision.get("not_judged"):
+                yield f"    {stage:<26} not judged: {decision['not_judged']}"
             else:
                 yield f"    {stage:<26} not a duplicate"
         elif stage == "cluster":

@@ -18,6 +18,8 @@ DEMO_DROPS = PROJECT / "demo_data" / "drops"
 RECIPES = PROJECT / "dbt_like_recipes"
 SOURCES_FILE = RECIPES / "sources.yml"
 SHARED_DATA = PROJECT.parent / "shared" / "data"
+# The embedders' distilled static model and int8 transformer, made once per checkout (about a minute).
+MODEL_CACHE = str(PROJECT / ".pytest_cache" / "models")
 
 
 @pytest.fixture
@@ -29,12 +31,12 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def static_embedder(pytestconfig):
-    """The CPU fast path, distilled from the bundled MiniLM once per checkout into pytest's cache
+def static_embedder():
+    """The CPU fast path, distilled from the bundled MiniLM once per checkout into MODEL_CACHE
     (about a minute the first time), then loaded from there."""
     from curation_dag.resources import EmbedderResource
 
-    embedder = EmbedderResource(device="cpu", cache_dir=str(pytestconfig.cache.mkdir("static-embedder")))
+    embedder = EmbedderResource(device="cpu", cache_dir=MODEL_CACHE)
     embedder.setup_for_execution(dg.build_init_resource_context())
     return embedder
 

@@ -1,8 +1,10 @@
 """Semantic clusters (faiss k-means, assigned drop by drop) and SemDeDup duplicates within clusters."""
 
+from functools import partial
 from typing import Literal
 
 import dagster as dg
+import numpy as np
 import polars as pl
 from pydantic import Field
 
@@ -11,9 +13,11 @@ from curation_dag.checks.semantic import CLUSTERS_SPECS, DUPLICATES_SPECS, clust
 from curation_dag.metadata import histogram_markdown, markdown_table
 from curation_dag.partitions import pending_drops
 from curation_dag.resources import EmbedderResource, RecipesResource, StorageResource
+from curation_dag.steps.embed.vectors import embed_drop
 from curation_dag.steps.semantic.absorb import (
     Clustered,
     FitError,
+    Transformer,
     Vectors,
     absorb_clusters,
     absorb_semantic_duplicates,
@@ -47,6 +51,24 @@ def _vectors(storage: StorageResource, embedder: EmbedderResource, key: str) -> 
             f"config), or materialize embeddings for drop {key} with this one"
         )
     return read_vectors(storage.upstream(path, EMBEDDINGS, key))
+
+
+def _transformer(storage: StorageResource, embedder: EmbedderResource) -> Transformer:
+    """The texts of candidate documents, and their transformer vectors, cached by content hash."""
+    layout = storage.layout
+
+    def texts_of(key: str, doc_ids: list[str]) -> pl.DataFrame:
+        documents = pl.read_parquet(layout.documents(key), columns=["doc_id", "content_hash", "text"])
+        return documents.filter(pl.col("doc_id").is_in(doc_ids))
+
+    def vectors_of(key: str, documents: pl.DataFrame) -> np.ndarray:
+        model = embedder.confirm_model_id
+        out = layout.transformer_vectors(key, model)
+        earlier = layout.transformer_vectors_files(model) + layout.embeddings_files(model)
+        embed_drop(documents, earlier, embedder.confirm, embedder.confirm_dimension, out)
+        return read_vectors(out)[1]
+
+    return Transformer(embedder.transformer_name, texts_of, vectors_of if embedder.confirms else None)
 
 
 def _fit_id(storage: StorageResource) -> str:
@@ -130,9 +152,8 @@ def semantic_duplicates(
     fitted = _fit_id(storage)
     with exclusive(folder):
         ledger = Ledger(folder)
-        new = absorb_semantic_duplicates(
-            ledger, clusters, lambda key: _vectors(storage, embedder, key), settings, fitted
-        )
+        vectors_of, transformer = partial(_vectors, storage, embedder), _transformer(storage, embedder)
+        new = absorb_semantic_duplicates(ledger, clusters, vectors_of, transformer, settings, fitted)
     return _duplicates_result(ledger, new, settings)
 
 
@@ -140,7 +161,14 @@ def _duplicates_result(ledger: Ledger, new: list[pl.DataFrame], settings: SemDeD
     decided_now = (
         pl.concat(new)
         if new
-        else pl.DataFrame(schema={"doc_id": pl.String, "semantic_duplicate_of": pl.String, "cosine": pl.Float32})
+        else pl.DataFrame(
+            schema={
+                "doc_id": pl.String,
+                "semantic_duplicate_of": pl.String,
+                "cosine": pl.Float32,
+                "not_judged": pl.String,
+            }
+        )
     )
     examples = decided_now.filter(pl.col("semantic_duplicate_of").is_not_null()).select(
         "doc_id", "semantic_duplicate_of", "cosine"
@@ -151,6 +179,7 @@ def _duplicates_result(ledger: Ledger, new: list[pl.DataFrame], settings: SemDeD
             "keep": settings.keep,
             "absorbed_now": len(new),
             "duplicates_now": examples.height,
+            "not_judged_now": decided_now["not_judged"].is_not_null().sum(),
             "by_drop": dg.MetadataValue.md(
                 markdown_table(
                     pl.DataFrame([{k: e[k] for k in ("key", "documents", "duplicates")} for e in ledger.drops])

@@ -1,4 +1,5 @@
-"""The embedder: all-MiniLM-L6-v2 (bundled) on a GPU, and on CPU a static model distilled from it."""
+"""The embedder: all-MiniLM-L6-v2 (bundled) on a GPU; on CPU a static model distilled from it proposes
+semantic duplicates and MiniLM, through ONNX Runtime int8, confirms them."""
 
 import os
 from pathlib import Path
@@ -9,12 +10,24 @@ import numpy as np
 from pydantic import Field, PrivateAttr
 
 from curation_dag.steps.embed.hashed_ngrams import NGRAM, character_ngram_vectors
+from curation_dag.steps.embed.onnx_int8 import (
+    MODEL_FILE,
+    OnnxEncoder,
+    agreement,
+    export_int8,
+    read_agreement,
+    write_agreement,
+)
+from curation_dag.steps.embed.windows import SPECIAL_TOKENS, mean_of_windows, windows
 
 Device = Literal["auto", "cpu", "cuda"]
 CpuBackend = Literal["static", "minilm"]
+CpuTransformer = Literal["onnx-int8", "torch"]
 
 # model2vec's distillation (Tulkens & van Dongen 2024) with PCA to 256 dimensions, its default.
 STATIC_DIMENSIONS = 256
+# The int8 graph is used only if every probe text's vector has at least this cosine with torch's.
+MIN_AGREEMENT = 0.98
 
 
 def bundled_minilm() -> str:
@@ -25,23 +38,31 @@ def bundled_minilm() -> str:
 
 
 class EmbedderResource(dg.ConfigurableResource):
-    """Encodes texts into L2-normalized vectors; the model loads once per run, in setup_for_execution.
+    """Encodes texts into L2-normalized vectors, a long text as the mean of its windows; models load once per run.
 
-    `device: auto` runs the transformer on a GPU when one is visible. On CPU, where MiniLM embeds
-    only ~20 long documents a second on two cores, `cpu_backend: static` (the default) uses a
-    static-embedding model distilled from the same MiniLM once and cached in `cache_dir`, two
-    orders of magnitude faster but less faithful (BENCHMARKS.md); `cpu_backend: minilm` keeps the
-    transformer.
+    Two models: `encode` gives the vectors the clusters are fitted on, `confirm` the transformer's,
+    which decide semantic duplicates. `device: auto` runs the transformer on a GPU when one is
+    visible, and then both are the transformer. On CPU, where MiniLM embeds ~15 long documents a
+    second on two cores, `cpu_backend: static` (the default) encodes with a static model distilled
+    from the same MiniLM once and cached in `cache_dir`, two orders of magnitude faster, and leaves
+    the transformer to confirm the candidates it proposes; `cpu_backend: minilm` encodes everything
+    with the transformer. On CPU the transformer runs as int8 ONNX (`cpu_transformer`), exported
+    into `cache_dir` at first use and used only where it agrees with torch.
     """
 
     model_path: str = Field(default="", description="A sentence-transformers model folder; empty: the bundled MiniLM.")
     device: Device = Field(default="auto", description="auto: cuda when visible, else cpu.")
     cpu_backend: CpuBackend = Field(default="static", description="On CPU: static is the fast path.")
+    cpu_transformer: CpuTransformer = Field(default="onnx-int8", description="How the transformer runs on CPU.")
     batch_size: int = Field(default=32, gt=0, description="Texts per forward pass.")
-    max_seq_length: int = Field(default=256, gt=0, description="Tokens per text; MiniLM was trained with 256.")
-    cache_dir: str = Field(default=".curation/models", description="Where the distilled static model is kept.")
+    max_seq_length: int = Field(default=256, gt=0, description="Tokens per window; MiniLM was trained with 256.")
+    max_windows: int = Field(default=4, gt=0, description="Windows of a long text: head, evenly spaced middles, tail.")
+    cache_dir: str = Field(default=".curation/models", description="Where the static and int8 models are kept.")
 
     _model = PrivateAttr(default=None)
+    _transformer = PrivateAttr(default=None)
+    _runtime = PrivateAttr(default="torch")
+    _tokenizer = PrivateAttr(default=None)
     _device = PrivateAttr(default="cpu")
     _backend = PrivateAttr(default="minilm")
 
@@ -49,6 +70,7 @@ class EmbedderResource(dg.ConfigurableResource):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every model is local; never reach for a hub
         import torch
         import transformers
+        from tokenizers import Tokenizer
 
         transformers.utils.logging.disable_progress_bar()
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -56,13 +78,18 @@ class EmbedderResource(dg.ConfigurableResource):
         gpu = self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available())
         self._device = "cuda" if gpu else "cpu"
         self._backend = "minilm" if gpu else self.cpu_backend
-        if self._backend == "static":
-            self._model = self._static_model(context)
-        else:
-            from sentence_transformers import SentenceTransformer
+        self._tokenizer = Tokenizer.from_file(str(Path(self._source) / "tokenizer.json"))
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+        self._model = self._static_model(context) if self._backend == "static" else self._transformer_model()
 
-            self._model = SentenceTransformer(self.model_path or bundled_minilm(), device=self._device)
-            self._model.max_seq_length = self.max_seq_length
+    @property
+    def _source(self) -> str:
+        return self.model_path or bundled_minilm()
+
+    @property
+    def _source_name(self) -> str:
+        return os.path.basename(os.path.normpath(self.model_path)) if self.model_path else "all-MiniLM-L6-v2"
 
     def _static_model(self, context: dg.InitResourceContext):
         from model2vec import StaticModel
@@ -73,22 +100,83 @@ class EmbedderResource(dg.ConfigurableResource):
 
             if context.log:
                 context.log.info(f"distilling a static model from {self._source_name} into {folder} (about a minute)")
-            distilled = distill(model_name=self.model_path or bundled_minilm(), pca_dims=STATIC_DIMENSIONS)
+            distilled = distill(model_name=self._source, pca_dims=STATIC_DIMENSIONS)
             temporary = folder.with_name(folder.name + ".partial")
             distilled.save_pretrained(str(temporary))
             temporary.replace(folder)
         return StaticModel.from_pretrained(str(folder))
 
+    def _transformer_model(self):
+        """The transformer, loaded once: torch on a GPU or when asked for, else the int8 graph where it agrees."""
+        if self._transformer is not None:
+            return self._transformer
+        from sentence_transformers import SentenceTransformer
+
+        torch_model = None
+        if self._device == "cpu" and self.cpu_transformer == "onnx-int8":
+            folder = Path(self.cache_dir) / f"{self._source_name}-onnx-int8"
+            if not (folder / MODEL_FILE).exists():
+                torch_model = SentenceTransformer(self._source, device="cpu")
+                self._export(folder, torch_model)
+            measured = read_agreement(folder)
+            if measured["min_cosine"] >= MIN_AGREEMENT:
+                self._runtime = "onnx-int8"
+                self._transformer = OnnxEncoder(folder, self._source, self.max_seq_length)
+                return self._transformer
+            dg.get_dagster_logger().warning(
+                f"the int8 graph in {folder} agrees with torch only to cosine {measured['min_cosine']:.3f} "
+                f"(needs {MIN_AGREEMENT}): the transformer runs on torch"
+            )
+        self._runtime = "torch"
+        self._transformer = torch_model or SentenceTransformer(self._source, device=self._device)
+        self._transformer.max_seq_length = self.max_seq_length
+        return self._transformer
+
+    def _export(self, folder: Path, torch_model) -> None:
+        """Export and quantize the transformer into `folder`, with its agreement with torch on probe texts:
+        the windows of the model's own README, real English prose, tables and code."""
+        dg.get_dagster_logger().info(f"exporting {self._source_name} to int8 ONNX in {folder} (once, seconds)")
+        temporary = folder.with_name(folder.name + ".partial")
+        export_int8(self._source, temporary)
+        probes, _ = windows([(Path(self._source) / "README.md").read_text()], self._tokenizer, self._window, 16)
+        torch_model.max_seq_length = self.max_seq_length
+        expected = torch_model.encode(probes, batch_size=self.batch_size, normalize_embeddings=True)
+        found = OnnxEncoder(temporary, self._source, self.max_seq_length).encode(probes, self.batch_size)
+        write_agreement(temporary, agreement(found, expected))
+        temporary.replace(folder)
+
     @property
-    def _source_name(self) -> str:
-        return os.path.basename(os.path.normpath(self.model_path)) if self.model_path else "all-MiniLM-L6-v2"
+    def _window(self) -> int:
+        return self.max_seq_length - SPECIAL_TOKENS
+
+    @property
+    def _transformer_id(self) -> str:
+        self._transformer_model()
+        runtime = "-onnx-int8" if self._runtime == "onnx-int8" else ""
+        return f"{self._source_name}-{self.max_seq_length}x{self.max_windows}{runtime}"
 
     @property
     def model_id(self) -> str:
-        """Names the vectors: the same text with the same model_id always has the same vector."""
+        """Names the vectors of `encode`: the same text with the same model_id always has the same vector."""
         if self._backend == "static":
-            return f"{self._source_name}-static-{STATIC_DIMENSIONS}+char{NGRAM}"
-        return f"{self._source_name}-{self.max_seq_length}"
+            return (
+                f"{self._source_name}-static-{STATIC_DIMENSIONS}+char{NGRAM}-{self.max_seq_length}x{self.max_windows}"
+            )
+        return self._transformer_id
+
+    @property
+    def confirm_model_id(self) -> str:
+        """Names the vectors of `confirm`; equal to `model_id` where `encode` is the transformer already."""
+        return self._transformer_id
+
+    @property
+    def confirms(self) -> bool:
+        """Whether `encode`'s vectors only propose, and `confirm`'s transformer vectors decide."""
+        return self._backend == "static"
+
+    @property
+    def transformer_name(self) -> str:
+        return self._source_name
 
     @property
     def running_on(self) -> str:
@@ -96,22 +184,39 @@ class EmbedderResource(dg.ConfigurableResource):
 
     @property
     def backend(self) -> str:
-        return "model2vec static" if self._backend == "static" else "sentence-transformers"
+        if self._backend == "static":
+            return "model2vec static"
+        return "onnxruntime int8" if self._runtime == "onnx-int8" else "sentence-transformers"
 
     @property
     def dimension(self) -> int:
-        if self._backend == "static":
-            return self._model.dim
-        return self._model.get_embedding_dimension()
+        return self._model.dim if self._backend == "static" else self.confirm_dimension
+
+    @property
+    def confirm_dimension(self) -> int:
+        model = self._transformer_model()
+        if isinstance(model, OnnxEncoder):
+            return model.dimension
+        return model.get_embedding_dimension()
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Unit vectors in the order of `texts` (sentence-transformers batches texts of similar length)."""
-        if self._backend == "static":
-            vectors = self._static_encode(texts)
-        else:
-            vectors = self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True)
-        vectors = np.asarray(vectors, dtype=np.float32)  # the static model stores float16
-        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        """Unit vectors in the order of `texts`, each the mean of its windows' vectors."""
+        encode_windows = self._static_encode if self._backend == "static" else self._transformer_encode
+        return self._windowed(texts, encode_windows)
+
+    def confirm(self, texts: list[str]) -> np.ndarray:
+        """The transformer's unit vectors of `texts`, windowed as `encode`'s."""
+        return self._windowed(texts, self._transformer_encode)
+
+    def _windowed(self, texts: list[str], encode_windows) -> np.ndarray:
+        pieces, owners = windows(texts, self._tokenizer, self._window, self.max_windows)
+        return mean_of_windows(np.asarray(encode_windows(pieces), dtype=np.float32), owners, len(texts))
+
+    def _transformer_encode(self, texts: list[str]) -> np.ndarray:
+        model = self._transformer_model()
+        if isinstance(model, OnnxEncoder):
+            return model.encode(texts, self.batch_size)
+        return model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True)
 
     def _static_encode(self, texts: list[str]) -> np.ndarray:
         """The static model's mean token vectors, except for texts it cannot read: half or more of
@@ -121,16 +226,16 @@ class EmbedderResource(dg.ConfigurableResource):
         unknown = self._model.unk_token_id
         tokens = self._model.tokenizer.encode_batch_fast(texts, add_special_tokens=False)
         unreadable = np.array([2 * t.ids.count(unknown) >= len(t.ids) for t in tokens], dtype=bool)
-        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        vectors = np.zeros((len(texts), self._model.dim), dtype=np.float32)
         if not unreadable.all():
             readable = [text for text, skip in zip(texts, unreadable, strict=True) if not skip]
             vectors[~unreadable] = self._model.encode(readable, max_length=None, use_multiprocessing=False)
         if unreadable.any():
             vectors[unreadable] = character_ngram_vectors(
-                [text for text, skip in zip(texts, unreadable, strict=True) if skip], self.dimension
+                [text for text, skip in zip(texts, unreadable, strict=True) if skip], self._model.dim
             )
             dg.get_dagster_logger().info(
-                f"{unreadable.sum()} of {len(texts)} texts are mostly outside the static model's vocabulary; "
+                f"{unreadable.sum()} of {len(texts)} windows are mostly outside the static model's vocabulary; "
                 f"embedded by hashed character {NGRAM}-grams instead"
             )
         return vectors

@@ -37,6 +37,7 @@ PER_DROP_FILE = {
 QUARANTINE = "quarantine.parquet"
 DROP_FILES = "files.json"
 CENTROIDS = "centroids.npy"
+TRANSFORMER_VECTORS = "transformer_vectors"  # under semantic_duplicates: its confirmations' vectors, per drop
 FIT = "fit.json"
 CLUSTER_COMPLEXITY = "cluster_complexity.parquet"
 TAKEDOWN_LOG = "log.jsonl"
@@ -102,6 +103,14 @@ class Layout:
     def embeddings_files(self, model_id: str) -> list[Path]:
         """Every drop's vectors from one model, sorted by path."""
         return sorted(self.asset(EMBEDDINGS).glob(f"*/*/{model_id}.parquet"))
+
+    # semantic_duplicates: the transformer's vectors of the candidates it confirmed, per drop judged
+    def transformer_vectors(self, drop: str, model_id: str) -> Path:
+        return self.asset(SEMANTIC_DUPLICATES) / TRANSFORMER_VECTORS / drop / f"{model_id}.parquet"
+
+    def transformer_vectors_files(self, model_id: str) -> list[Path]:
+        """Every judged drop's transformer vectors from one model, sorted by path."""
+        return sorted((self.asset(SEMANTIC_DUPLICATES) / TRANSFORMER_VECTORS).glob(f"*/*/{model_id}.parquet"))
 
     def signals(self, drop: str) -> Path:
         return self.per_drop_file(QUALITY_SIGNALS, drop)

@@ -69,7 +69,7 @@ def test_the_code_location_carries_the_versions(tmp_path):
         versions[0]["semantic_duplicates"]
         == RecipesResource(folder=str(RECIPES)).code_versions()["semantic_duplicates"]
     )
-    assert versions[0]["embeddings"] == versions[0]["exact_duplicates"] == versions[0]["takedowns"] == "1"
+    assert versions[0]["exact_duplicates"] == versions[0]["takedowns"] == "1" and versions[0]["embeddings"] == "2"
     assert {name for name in versions[0] if versions[0][name] != versions[1][name]} == {"semantic_duplicates"}
 
 
@@ -80,7 +80,7 @@ def test_editing_eps_judges_every_drop_again_without_a_refit(instance, tmp_path)
     assert dg.materialize([semantic_clusters, semantic_duplicates], **run).success
     fit = (tmp_path / "store" / "semantic_clusters" / "fit.json").read_text()
     assert all(
-        e["semdedup"] == {"eps": 0.05, "keep": "farthest"}
+        e["semdedup"] == {"eps": 0.05, "keep": "farthest", "candidate_cosine": 0.95, "languages": ["en"]}
         for e in Ledger(tmp_path / "store" / "semantic_duplicates").drops
     )
 
@@ -97,5 +97,5 @@ def test_editing_eps_judges_every_drop_again_without_a_refit(instance, tmp_path)
     duplicates = result.asset_materializations_for_node("semantic_duplicates")[0].metadata
     assert duplicates["absorbed_now"].value == len(KEYS) and duplicates["eps"].value == 0.1
     assert [e["semdedup"] for e in Ledger(tmp_path / "store" / "semantic_duplicates").drops] == [
-        {"eps": 0.1, "keep": "farthest"}
+        {"eps": 0.1, "keep": "farthest", "candidate_cosine": 0.95, "languages": ["en"]}
     ] * len(KEYS)

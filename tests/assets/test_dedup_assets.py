@@ -10,7 +10,7 @@ from curation_dag.checks.dedup import KEPT_AND_EARLIER
 from curation_dag.checks.sql import sql_check
 from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
 from curation_dag.store.ledger import Ledger
-from tests.conftest import DEMO_DROPS, RECIPES, mark_complete, write_jsonl
+from tests.conftest import DEMO_DROPS, MODEL_CACHE, RECIPES, mark_complete, write_jsonl
 
 DEMO_KEYS = [  # arrival order
     "licenses/2026-11-01",
@@ -131,7 +131,7 @@ def test_a_drop_whose_only_document_has_two_words_goes_through_dedup_to_embeddin
             "storage": StorageResource(root=str(tmp_path / "store")),
             "recipes": recipes,
             "drops": DropsResource(drops_root=str(drops), recipes=recipes),
-            "embedder": EmbedderResource(cpu_backend="minilm"),
+            "embedder": EmbedderResource(cpu_backend="minilm", cache_dir=MODEL_CACHE),
         },
     )
     instance.add_dynamic_partitions("drops", ["licenses/2026-12-01"])

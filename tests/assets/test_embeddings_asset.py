@@ -10,7 +10,7 @@ from curation_dag.assets.dedup import exact_duplicates, minhash_signatures, near
 from curation_dag.assets.embed import embeddings
 from curation_dag.assets.ingest import raw_documents
 from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
-from tests.conftest import DEMO_DROPS, RECIPES
+from tests.conftest import DEMO_DROPS, MODEL_CACHE, RECIPES
 
 KEYS = ["python_docs/2026-11-01", "python_docs/2026-11-15"]
 
@@ -21,7 +21,7 @@ def resources(storage_root, device="auto"):
         "storage": StorageResource(root=str(storage_root)),
         "recipes": recipes,
         "drops": DropsResource(drops_root=str(DEMO_DROPS), recipes=recipes),
-        "embedder": EmbedderResource(device=device, cpu_backend="minilm"),
+        "embedder": EmbedderResource(device=device, cpu_backend="minilm", cache_dir=MODEL_CACHE),
     }
 
 
@@ -57,9 +57,9 @@ def test_vectors_of_every_kept_document_are_unit_length(deduplicated):
     result = embed(instance, storage_root, KEYS[0])
     assert result.success
     metadata = result.asset_materializations_for_node("embeddings")[0].metadata
-    assert metadata["device"].value == "cpu" and metadata["backend"].value == "sentence-transformers"
+    assert metadata["device"].value == "cpu" and metadata["backend"].value == "onnxruntime int8"
     near = pl.read_parquet(storage_root / "near_duplicates" / "decisions" / f"{KEYS[0]}.parquet")
-    vectors = pl.read_parquet(storage_root / "embeddings" / KEYS[0] / "all-MiniLM-L6-v2-256.parquet")
+    vectors = pl.read_parquet(storage_root / "embeddings" / KEYS[0] / "all-MiniLM-L6-v2-256x4-onnx-int8.parquet")
     assert set(vectors["doc_id"]) == set(near.filter(pl.col("duplicate_of").is_null())["doc_id"])
     matrix = vectors["vector"].to_numpy().reshape(vectors.height, -1)
     assert matrix.shape[1] == 384 and np.allclose(np.linalg.norm(matrix, axis=1), 1, atol=1e-4)
@@ -68,11 +68,13 @@ def test_vectors_of_every_kept_document_are_unit_length(deduplicated):
     again = embed(instance, storage_root, KEYS[0])  # a re-run embeds nothing twice
     rerun = again.asset_materializations_for_node("embeddings")[0].metadata
     assert rerun["embedded_now"].value == 0 and rerun["from_cache"].value == vectors.height
-    assert pl.read_parquet(storage_root / "embeddings" / KEYS[0] / "all-MiniLM-L6-v2-256.parquet").equals(vectors)
+    assert pl.read_parquet(storage_root / "embeddings" / KEYS[0] / "all-MiniLM-L6-v2-256x4-onnx-int8.parquet").equals(
+        vectors
+    )
 
 
 def test_similar_texts_are_closer_than_unrelated_ones():
-    embedder = EmbedderResource(cpu_backend="minilm")
+    embedder = EmbedderResource(cpu_backend="minilm", cache_dir=MODEL_CACHE)
     embedder.setup_for_execution(dg.build_init_resource_context())
     a, b, c = embedder.encode(
         ["How do I open a file in Python?", "Opening files with Python", "The cat sat on the mat."]

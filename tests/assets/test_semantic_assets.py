@@ -9,7 +9,7 @@ from curation_dag.assets.ingest import raw_documents
 from curation_dag.assets.semantic import semantic_clusters, semantic_duplicates
 from curation_dag.resources import DropsResource, EmbedderResource, RecipesResource, StorageResource
 from curation_dag.store.ledger import Ledger
-from tests.conftest import DEMO_DROPS, RECIPES
+from tests.conftest import DEMO_DROPS, MODEL_CACHE, RECIPES
 
 KEYS = ["python_docs/2026-11-01", "python_docs/2026-11-15"]
 
@@ -20,7 +20,7 @@ def resources(storage_root, recipes_folder=RECIPES):
         "storage": StorageResource(root=str(storage_root)),
         "recipes": recipes,
         "drops": DropsResource(drops_root=str(DEMO_DROPS), recipes=recipes),
-        "embedder": EmbedderResource(cpu_backend="minilm"),
+        "embedder": EmbedderResource(cpu_backend="minilm", cache_dir=MODEL_CACHE),
     }
 
 
@@ -53,7 +53,16 @@ def test_drops_are_clustered_and_semantically_deduplicated_once(instance, tmp_pa
     clusters = pl.read_parquet(tmp_path / "semantic_clusters" / "decisions" / "*" / "*.parquet")
     assert sorted(clusters["doc_id"]) == sorted(vectors["doc_id"])  # exactly one cluster per embedded document
     decisions = pl.read_parquet(tmp_path / "semantic_duplicates" / "decisions" / "*" / "*.parquet")
-    assert decisions.columns == ["doc_id", "drop", "cluster", "distance", "source", "semantic_duplicate_of", "cosine"]
+    assert decisions.columns == [
+        "doc_id",
+        "drop",
+        "cluster",
+        "distance",
+        "source",
+        "semantic_duplicate_of",
+        "cosine",
+        "not_judged",
+    ]
     duplicates = decisions.filter(pl.col("semantic_duplicate_of").is_not_null())
     assert (duplicates["cosine"] >= 0.95).all() and (duplicates["doc_id"] != duplicates["semantic_duplicate_of"]).all()
 
@@ -126,5 +135,8 @@ def test_vectors_of_another_model_are_refused_naming_both(instance, tmp_path, st
         raise_on_error=False,
     )
     failure = next(e for e in result.all_events if e.is_step_failure).event_specific_data.error.message
-    assert f"drop {KEYS[0]} was embedded with all-MiniLM-L6-v2-256, not with all-MiniLM-L6-v2-static-256" in failure
+    assert (
+        f"drop {KEYS[0]} was embedded with all-MiniLM-L6-v2-256x4-onnx-int8, "
+        "not with all-MiniLM-L6-v2-static-256+char3-256x4" in failure
+    )
     assert "CURATION_EMBEDDER" in failure

@@ -113,6 +113,7 @@ def explain(storage_root: str | Path, doc_id: str, rules: tuple[Rule, ...], mixt
 
 _DECISION_COLUMNS = {
     "doc_id", "exact_duplicate_of", "near_duplicate_of", "near_jaccard", "semantic_duplicate_of", "semantic_cosine",
+    "semantic_not_judged",
 }  # fmt: skip
 
 
@@ -138,6 +139,7 @@ def _current_facts(root: Path, doc_id: str) -> dict:
         "near_jaccard": near.get("jaccard"),
         "semantic_duplicate_of": semantic.get("semantic_duplicate_of"),
         "semantic_cosine": semantic.get("cosine"),
+        "semantic_not_judged": semantic.get("not_judged"),
     }
 
 
@@ -155,6 +157,8 @@ def _decisions(root: Path, candidate: dict, rules: tuple[Rule, ...]) -> list[dic
             entry |= {"duplicate_of": matched, "matched_provenance": provenance(root, matched)}
             if similarity:
                 entry["jaccard" if stage == "near" else "cosine"] = candidate.get(similarity)
+        if stage == "semantic" and candidate.get("semantic_not_judged"):
+            entry["not_judged"] = candidate["semantic_not_judged"]
         decisions.append(entry)
     for rule_set, members in rule_sets(rules).items():
         if rule_set in candidate:

@@ -17,8 +17,9 @@ import polars as pl
 
 from curation_dag.metadata import file_digest
 from curation_dag.steps.dedup.absorb import DuplicateCounts, duplicate_counts
+from curation_dag.steps.quality.rules import languages
 from curation_dag.steps.semantic.config import KMeansConfig, SemDeDupConfig
-from curation_dag.steps.semantic.semdedup import assign, find_semantic_duplicates, fit_centroids
+from curation_dag.steps.semantic.semdedup import assign, candidates, find_semantic_duplicates, fit_centroids
 from curation_dag.store.atomic import atomic_path
 from curation_dag.store.layout import Layout
 from curation_dag.store.ledger import Entry, Ledger, write_parquet
@@ -147,16 +148,32 @@ def _fit(
     log(f"fitted {len(centroids)} centroids on {len(sample)} vectors on {device}{fallback}")
 
 
+@dataclass(frozen=True)
+class Transformer:
+    """What decides the candidates the fast vectors propose: the transformer's vectors of documents.
+
+    `texts_of(drop, doc_ids)`: `doc_id`, `content_hash` and `text` of those documents of a drop.
+    `vectors_of(drop, documents)`: the transformer's vectors of such a frame (cached by content hash
+    under the drop being judged); None where the clustered vectors are the transformer's already.
+    """
+
+    name: str
+    texts_of: Callable[[str, list[str]], pl.DataFrame]
+    vectors_of: Callable[[str, pl.DataFrame], np.ndarray] | None
+
+
 @dataclass
 class _Kept:
     """Every document kept so far, the ones a new drop's documents are judged against."""
 
     ids: list[str] = field(default_factory=list)
+    drops: list[str] = field(default_factory=list)
     vectors: list[np.ndarray] = field(default_factory=list)
     clusters: list[np.ndarray] = field(default_factory=list)
 
-    def add(self, ids: list[str], vectors: np.ndarray, clusters: np.ndarray) -> None:
+    def add(self, drop: str, ids: list[str], vectors: np.ndarray, clusters: np.ndarray) -> None:
         self.ids += ids
+        self.drops += [drop] * len(ids)
         self.vectors.append(vectors)
         self.clusters.append(clusters)
 
@@ -171,6 +188,7 @@ def absorb_semantic_duplicates(
     ledger: Ledger,
     clusters: Ledger,
     vectors_of: Callable[[str], Vectors],
+    transformer: Transformer,
     settings: SemDeDupConfig,
     fitted: str,
 ) -> list[pl.DataFrame]:
@@ -179,41 +197,88 @@ def absorb_semantic_duplicates(
     ledger.reset_unless(fit=fitted, semdedup=settings.model_dump())
     kept = _Kept()
     for entry in ledger.drops:
-        decided = pl.read_parquet(ledger.committed(entry["key"])).filter(pl.col("semantic_duplicate_of").is_null())
+        decided = pl.read_parquet(ledger.committed(entry["key"])).filter(
+            pl.col("semantic_duplicate_of").is_null() & pl.col("not_judged").is_null()
+        )
         documents, vectors = vectors_of(entry["key"])
         rows = documents.with_row_index("row").join(decided, on="doc_id")
-        kept.add(rows["doc_id"].to_list(), vectors[rows["row"].to_numpy()], rows["cluster"].to_numpy())
+        kept.add(entry["key"], rows["doc_id"].to_list(), vectors[rows["row"].to_numpy()], rows["cluster"].to_numpy())
     new = []
     for entry in clusters.drops[len(ledger.drops) :]:
-        decisions = _judge(pl.read_parquet(clusters.committed(entry["key"])), vectors_of(entry["key"]), kept, settings)
-        write_parquet(decisions, ledger.decision_file(entry["key"]))
+        key = entry["key"]
+        assigned = pl.read_parquet(clusters.committed(key))
+        decisions = _judge(key, assigned, vectors_of(key), kept, transformer, settings)
+        write_parquet(decisions, ledger.decision_file(key))
         counts = duplicate_counts(decisions, "semantic_duplicate_of")
-        ledger.commit(SemanticDuplicateEntry(key=entry["key"], **counts, fit=fitted, semdedup=settings.model_dump()))
+        ledger.commit(SemanticDuplicateEntry(key=key, **counts, fit=fitted, semdedup=settings.model_dump()))
         new.append(decisions)
     return new
 
 
-def _judge(assigned: pl.DataFrame, drop: Vectors, kept: _Kept, settings: SemDeDupConfig) -> pl.DataFrame:
-    """One drop's SemDeDup decisions; its kept documents join `kept`."""
+def _judge(
+    key: str, assigned: pl.DataFrame, drop: Vectors, kept: _Kept, transformer: Transformer, settings: SemDeDupConfig
+) -> pl.DataFrame:
+    """One drop's SemDeDup decisions, by the transformer's cosine among the candidates the clustered
+    vectors propose; its kept documents that were judged join `kept`."""
     documents, vectors = drop
     assigned = documents.join(assigned, on="doc_id", maintain_order="left")
-    clusters = assigned["cluster"].to_numpy()
-    match, cosine = find_semantic_duplicates(
-        vectors,
-        clusters,
-        assigned["distance"].to_numpy(),
-        kept.matrix(vectors.shape[1]),
-        kept.cluster_ids(),
-        settings.eps,
-        settings.keep,
-    )
-    ids = assigned["doc_id"].to_list()
+    clusters, ids = assigned["cluster"].to_numpy(), assigned["doc_id"].to_list()
+    earlier_vectors, earlier_clusters = kept.matrix(vectors.shape[1]), kept.cluster_ids()
+    threshold = 1 - settings.eps if transformer.vectors_of is None else min(settings.candidate_cosine, 1 - settings.eps)
+    new_candidates, earlier_candidates = candidates(vectors, clusters, earlier_vectors, earlier_clusters, threshold)
+    wanted = [(key, ids[i]) for i in np.flatnonzero(new_candidates)]
+    wanted += [(kept.drops[j], kept.ids[j]) for j in np.flatnonzero(earlier_candidates)]
+    texts = _readable_texts(wanted, transformer, settings.languages)
+    readable = set(texts.filter(pl.col("not_judged").is_null())["doc_id"].to_list())
+    new_rows = [i for i in np.flatnonzero(new_candidates) if ids[i] in readable]
+    earlier_rows = [j for j in np.flatnonzero(earlier_candidates) if kept.ids[j] in readable]
+    match, cosine = np.full(len(ids), -1, dtype=np.int64), np.full(len(ids), np.nan, dtype=np.float32)
+    if new_rows:
+        if transformer.vectors_of is None:  # the clustered vectors are the transformer's
+            confirmed_new, confirmed_earlier = vectors[new_rows], earlier_vectors[earlier_rows]
+        else:
+            judged = texts.filter(pl.col("not_judged").is_null())
+            confirmed = transformer.vectors_of(key, judged)
+            row_of = {doc: row for row, doc in enumerate(judged["doc_id"].to_list())}
+            confirmed_new = confirmed[[row_of[ids[i]] for i in new_rows]]
+            confirmed_earlier = confirmed[[row_of[kept.ids[j]] for j in earlier_rows]]
+        # The others get zero vectors, cosine 0 with every vector: no candidate is never a duplicate.
+        new_confirmed = np.zeros((len(ids), confirmed_new.shape[1]), np.float32)
+        new_confirmed[new_rows] = confirmed_new
+        earlier_confirmed = np.zeros((len(kept.ids), confirmed_new.shape[1]), np.float32)
+        earlier_confirmed[earlier_rows] = confirmed_earlier
+        match, cosine = find_semantic_duplicates(
+            new_confirmed, clusters, assigned["distance"].to_numpy(), earlier_confirmed, earlier_clusters,
+            settings.eps, settings.keep,
+        )  # fmt: skip
     # match: -1 for a kept document, i for new document i, -(2 + j) for earlier kept document j
     duplicate_of = [None if m == -1 else ids[m] if m >= 0 else kept.ids[-(m + 2)] for m in match.tolist()]
-    is_kept = match == -1
-    kept.add([i for i, k in zip(ids, is_kept, strict=True) if k], vectors[is_kept], clusters[is_kept])
-    return assigned.select("doc_id", "drop", "cluster", "distance").with_columns(
+    decisions = assigned.select("doc_id", "drop", "cluster", "distance").with_columns(
         source=assigned["doc_id"].str.split("/").list.first(),
         semantic_duplicate_of=pl.Series(duplicate_of, dtype=pl.String),
         cosine=pl.Series(cosine).fill_nan(None),
+    )
+    decisions = decisions.join(texts.select("doc_id", "not_judged"), on="doc_id", how="left", maintain_order="left")
+    joins = (match == -1) & decisions["not_judged"].is_null().to_numpy()
+    kept.add(key, [i for i, k in zip(ids, joins, strict=True) if k], vectors[joins], clusters[joins])
+    return decisions
+
+
+def _readable_texts(wanted: list[tuple[str, str]], transformer: Transformer, readable: list[str]) -> pl.DataFrame:
+    """`doc_id`, `content_hash`, `text` and `not_judged` of the (drop, doc_id) documents: why the
+    transformer does not judge one (a language it does not read, by fastText language id), else null."""
+    frames = [
+        transformer.texts_of(drop, group["doc_id"].to_list())
+        for (drop,), group in pl.DataFrame(wanted, schema=["drop", "doc_id"], orient="row").group_by("drop")
+    ]
+    schema = {"doc_id": pl.String, "content_hash": pl.String, "text": pl.String}
+    texts = pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+    language = languages(texts["text"])["language"]
+    reason = pl.format(
+        "language {}: {} reads {}", pl.col("language"), pl.lit(transformer.name), pl.lit(", ".join(readable))
+    )
+    return (
+        texts.with_columns(language=language)
+        .with_columns(not_judged=pl.when(pl.col("language").is_in(readable)).then(None).otherwise(reason))
+        .drop("language")
     )

@@ -42,6 +42,19 @@ class SemDeDupConfig(BaseModel):
         description="Within a duplicate group, keep the earliest document, or the one closest to / farthest from "
         "its centroid (SemDeDup keeps the farthest: the least prototypical).",
     )
+    candidate_cosine: float = Field(
+        0.95,
+        gt=0,
+        lt=1,
+        description="Where the clusters come from the fast (static) vectors: pairs at this fast cosine (or at "
+        "1 - eps, if lower) go to the transformer, whose cosine decides (BENCHMARKS.md measures the recall kept).",
+    )
+    languages: list[str] = Field(
+        ["en"],
+        min_length=1,
+        description="The languages the embedding model reads (all-MiniLM-L6-v2 was trained on English pairs): "
+        "a candidate in another language, by fastText language id, is not judged, and its reason recorded.",
+    )
 
 
 class SemanticConfig(KMeansConfig, SemDeDupConfig):

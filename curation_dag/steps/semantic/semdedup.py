@@ -3,7 +3,9 @@
 k-means: faiss (Johnson et al. 2019) on a bounded sample; later documents are assigned to the
 existing centroids, so clusters stay comparable across drops until an explicit refit.
 SemDeDup (Abbas et al., arXiv 2303.09540): inside each cluster, documents whose cosine similarity
-is at least 1 - eps are duplicates; which one of a pair is kept is a policy.
+is at least 1 - eps are duplicates; which one of a pair is kept is a policy. Where the clusters come
+from fast vectors, those only propose candidates, at a looser cosine, and the transformer's vectors
+of the candidates decide, as in retrieve-then-rerank.
 """
 
 from __future__ import annotations
@@ -92,3 +94,27 @@ def find_semantic_duplicates(
                     continue
             kept.append(position)
     return match, cosine
+
+
+def candidates(
+    vectors: np.ndarray,
+    clusters: np.ndarray,
+    earlier_vectors: np.ndarray,
+    earlier_clusters: np.ndarray,
+    threshold: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which new vectors, and which earlier ones, have another new or earlier vector of their cluster at
+    cosine >= `threshold`: the documents a second, more faithful model must look at, and no others."""
+    new = np.zeros(len(vectors), dtype=bool)
+    earlier = np.zeros(len(earlier_vectors), dtype=bool)
+    for cluster in np.unique(clusters):
+        members = np.flatnonzero(clusters == cluster)
+        within = vectors[members] @ vectors[members].T >= threshold
+        np.fill_diagonal(within, False)
+        new[members] |= within.any(axis=1)
+        before = np.flatnonzero(earlier_clusters == cluster)
+        if len(before):
+            across = vectors[members] @ earlier_vectors[before].T >= threshold
+            new[members] |= across.any(axis=1)
+            earlier[before] |= across.any(axis=0)
+    return new, earlier

@@ -1,0 +1,125 @@
+"""Whole-document vectors: the windows a long text is cut into (head, evenly spaced middles, tail, at most
+`cap`), cut from the text at the bundled MiniLM tokenizer's offsets, and the mean of their vectors."""
+
+import math
+
+import numpy as np
+import pytest
+from tokenizers import Tokenizer
+
+from curation_dag.resources.embedder import bundled_minilm
+from curation_dag.steps.embed.windows import mean_of_windows, window_starts, windows
+
+# Words the WordPiece vocabulary splits into several pieces, accents, curly quotes, CJK and an emoji:
+# character offsets, not bytes, must cut them.
+WORDS = (
+    "internationalization tokenization café naïve — “quoted” 東京 🙂 Überraschungsmoment "
+    "overparameterization the quick brown fox jumps over the lazy dog."
+).split()
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Tokenizer:
+    tokenizer = Tokenizer.from_file(bundled_minilm() + "/tokenizer.json")
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def long_text(words: int, seed: int = 0) -> str:
+    rng = np.random.default_rng(seed)
+    return " ".join(WORDS[i] for i in rng.integers(0, len(WORDS), words))
+
+
+def covered(starts: list[int], length: int, tokens: int) -> bool:
+    seen = np.zeros(tokens, dtype=bool)
+    for start in starts:
+        seen[start : start + length] = True
+    return bool(seen.all())
+
+
+def test_a_text_that_fits_is_one_window():
+    assert window_starts(10, 254, 4) == [0]
+    assert window_starts(254, 254, 4) == [0]
+    assert window_starts(0, 254, 4) == [0]
+
+
+def test_a_long_text_gets_its_head_and_its_tail_exactly_and_evenly_spaced_middles():
+    starts = window_starts(2000, 254, 4)
+    assert len(starts) == 4
+    assert starts[0] == 0 and starts[-1] == 2000 - 254  # the last window ends on the last token
+    gaps = np.diff(starts)
+    assert gaps.max() - gaps.min() <= 1  # evenly spaced, up to rounding
+    assert starts == sorted(set(starts))
+
+
+def test_a_text_never_gets_more_windows_than_the_cap():
+    for tokens in (255, 600, 1017, 5000, 100_000):
+        for cap in (1, 2, 4, 16):
+            assert len(window_starts(tokens, 254, cap)) <= cap
+    assert window_starts(100_000, 254, 1) == [0]  # a cap of one keeps the head
+
+
+def test_under_the_cap_a_text_gets_ceil_tokens_over_length_windows_that_cover_every_token():
+    for tokens in (255, 508, 509, 600, 1016, 1017, 3000):
+        starts = window_starts(tokens, 254, 100)
+        assert len(starts) == math.ceil(tokens / 254)
+        assert starts[0] == 0 and starts[-1] == tokens - 254
+        assert covered(starts, 254, tokens)
+    assert window_starts(600, 254, 4) == [0, 173, 346]
+
+
+def test_windows_are_pieces_of_the_text_from_its_start_to_its_end(tokenizer):
+    text = long_text(900)
+    encoding = tokenizer.encode(text, add_special_tokens=False)
+    assert len(encoding.ids) > 4 * 50  # more windows than the cap would take to cover it
+    pieces, owners = windows([text], tokenizer, 50, 4)
+    assert len(pieces) == 4 and owners.tolist() == [0, 0, 0, 0]
+    assert all(piece in text for piece in pieces)
+    assert text.startswith(pieces[0]) and text.endswith(pieces[-1])
+    positions = [text.index(piece) for piece in pieces]
+    assert positions == sorted(positions)  # head, middles, tail in the text's order
+
+
+def test_each_window_spans_at_most_length_of_the_texts_tokens(tokenizer):
+    text = long_text(900, seed=1)
+    offsets = tokenizer.encode(text, add_special_tokens=False).offsets
+    pieces, _ = windows([text], tokenizer, 50, 4)
+    cursor = 0
+    for piece in pieces:
+        begin = text.index(piece, cursor)
+        end, cursor = begin + len(piece), begin
+        inside = [start for start, stop in offsets if start >= begin and stop <= end]
+        assert 40 <= len(inside) <= 50  # full, but for the word split at either end
+        assert begin in {start for start, _ in offsets} and end in {stop for _, stop in offsets}
+
+
+def test_each_window_tokenized_again_is_at_most_length_tokens(tokenizer):
+    """Windows begin and end on word boundaries, so a piece never starts on a '##' piece that
+    would split into more tokens on its own."""
+    text = long_text(900)
+    pieces, _ = windows([text], tokenizer, 50, 4)
+    assert max(len(tokenizer.encode(piece, add_special_tokens=False).ids) for piece in pieces) <= 50
+
+
+def test_a_short_text_is_its_own_window_and_owners_map_windows_back(tokenizer):
+    short, other = "Hello world.", "A café in 東京 🙂."
+    text = long_text(900)
+    pieces, owners = windows([short, text, other], tokenizer, 50, 4)
+    assert owners.tolist() == [0, 1, 1, 1, 1, 2]
+    assert pieces[0] == short and pieces[-1] == other
+    assert all(piece in text for piece, owner in zip(pieces, owners, strict=True) if owner == 1)
+    assert owners.dtype == np.int64
+
+
+def test_the_mean_of_windows_is_the_normalized_mean_of_unit_window_vectors():
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((6, 8)).astype(np.float32) * rng.uniform(0.1, 10, (6, 1)).astype(np.float32)
+    owners = np.array([0, 1, 1, 1, 2, 2])
+    means = mean_of_windows(vectors, owners, 3)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    for text in range(3):
+        mean = unit[owners == text].mean(axis=0)
+        assert np.allclose(means[text], mean / np.linalg.norm(mean), atol=1e-6)
+    assert means.dtype == np.float32 and np.allclose(np.linalg.norm(means, axis=1), 1, atol=1e-6)
+    assert np.allclose(means[0], unit[0], atol=1e-6)  # one window: its own unit vector
