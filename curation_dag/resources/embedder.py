@@ -29,6 +29,12 @@ CpuTransformer = Literal["onnx-int8", "torch"]
 STATIC_DIMENSIONS = 256
 # The int8 graph is used only if every probe text's vector has at least this cosine with torch's.
 MIN_AGREEMENT = 0.98
+PROBES = (
+    "The quick brown fox jumps over the lazy dog.",
+    "Markets fell on Tuesday as the dollar weakened against the yen and the euro.",
+    "def read(path):\n    with open(path) as handle:\n        return handle.read()",
+    "| name | version | licence |\n|---|---|---|\n| zlib | 1.3 | Zlib |",
+)
 
 
 def bundled_minilm() -> str:
@@ -150,11 +156,13 @@ class EmbedderResource(dg.ConfigurableResource):
 
     def _export(self, folder: Path, torch_model) -> None:
         """Export and quantize the transformer into `folder`, with its agreement with torch on probe texts:
-        the windows of the model's own README, real English prose, tables and code."""
+        PROBES and the windows of the model's own README (real English prose, tables and code)."""
         dg.get_dagster_logger().info(f"exporting {self._source_name} to int8 ONNX in {folder} (once, seconds)")
         temporary = _partial(folder)
         export_int8(self._source, temporary)
-        probes, _ = windows([(Path(self._source) / "README.md").read_text()], self._tokenizer, self._window, 16)
+        readme = Path(self._source) / "README.md"
+        texts = [*PROBES, readme.read_text()] if readme.exists() else list(PROBES)
+        probes, _ = windows(texts, self._tokenizer, self._window, 16)
         torch_model.max_seq_length = self.max_seq_length
         expected = torch_model.encode(probes, batch_size=self.batch_size, normalize_embeddings=True)
         found = OnnxEncoder(temporary, self._source, self.max_seq_length).encode(probes, self.batch_size)
