@@ -159,7 +159,7 @@ class EmbedderResource(dg.ConfigurableResource):
         PROBES and the windows of the model's own README (real English prose, tables and code)."""
         dg.get_dagster_logger().info(f"exporting {self._source_name} to int8 ONNX in {folder} (once, seconds)")
         temporary = _partial(folder)
-        export_int8(self._source, temporary)
+        export_int8(torch_model, temporary)
         readme = Path(self._source) / "README.md"
         texts = [*PROBES, readme.read_text()] if readme.exists() else list(PROBES)
         probes, _ = windows(texts, self._tokenizer, self._window, 16)

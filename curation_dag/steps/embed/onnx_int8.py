@@ -20,17 +20,16 @@ AGREEMENT_FILE = "agreement.json"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def export_int8(model_folder: str, out: Path) -> None:
-    """Write `out`/MODEL_FILE: the int8 ONNX graph of the sentence-transformers model in `model_folder`."""
+def export_int8(model, out: Path) -> None:
+    """Write `out`/MODEL_FILE: the int8 ONNX graph of `model`, a loaded sentence-transformers model."""
     import onnx
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    from sentence_transformers import SentenceTransformer
 
     class LastHiddenState(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.transformer = SentenceTransformer(model_folder, device="cpu")[0].auto_model.eval()
+            self.transformer = model[0].auto_model.eval()
 
         def forward(self, input_ids, attention_mask, token_type_ids):
             return self.transformer(
