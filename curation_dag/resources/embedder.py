@@ -10,7 +10,7 @@ import dagster as dg
 import numpy as np
 from pydantic import Field, PrivateAttr
 
-from curation_dag.steps.embed.hashed_ngrams import NGRAM, character_ngram_vectors
+from curation_dag.steps.embed.hashed_ngrams import NGRAM
 from curation_dag.steps.embed.onnx_int8 import (
     MODEL_FILE,
     OnnxEncoder,
@@ -19,7 +19,9 @@ from curation_dag.steps.embed.onnx_int8 import (
     read_agreement,
     write_agreement,
 )
-from curation_dag.steps.embed.windows import SPECIAL_TOKENS, mean_of_windows, windows
+from curation_dag.steps.embed.static import StaticEncoder
+from curation_dag.steps.embed.transformer import TorchEncoder
+from curation_dag.steps.embed.windows import Windows, mean_of_windows, windows
 
 Device = Literal["auto", "cpu", "cuda"]
 CpuBackend = Literal["static", "minilm"]
@@ -85,6 +87,7 @@ class EmbedderResource(dg.ConfigurableResource):
     _transformer = PrivateAttr(default=None)
     _runtime = PrivateAttr(default="torch")
     _tokenizer = PrivateAttr(default=None)
+    _special = PrivateAttr(default=([], []))
     _device = PrivateAttr(default="cpu")
     _backend = PrivateAttr(default="minilm")
 
@@ -103,6 +106,7 @@ class EmbedderResource(dg.ConfigurableResource):
         self._tokenizer = Tokenizer.from_file(str(Path(self._source) / "tokenizer.json"))
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
+        self._special = _special_tokens(self._tokenizer)
         self._model = self._static_model(context) if self._backend == "static" else self._transformer_model()
 
     @property
@@ -126,7 +130,7 @@ class EmbedderResource(dg.ConfigurableResource):
             temporary = _partial(folder)
             distilled.save_pretrained(str(temporary))
             _publish(temporary, folder)
-        return StaticModel.from_pretrained(str(folder))
+        return StaticEncoder(StaticModel.from_pretrained(str(folder)), self._tokenizer.get_vocab())
 
     def _transformer_model(self):
         """The transformer, loaded once: torch on a GPU or when asked for, else the int8 graph where it agrees."""
@@ -143,15 +147,14 @@ class EmbedderResource(dg.ConfigurableResource):
             measured = read_agreement(folder)
             if measured["min_cosine"] >= MIN_AGREEMENT:
                 self._runtime = "onnx-int8"
-                self._transformer = OnnxEncoder(folder, self._source, self.max_seq_length)
+                self._transformer = OnnxEncoder(folder)
                 return self._transformer
             dg.get_dagster_logger().warning(
                 f"the int8 graph in {folder} agrees with torch only to cosine {measured['min_cosine']:.3f} "
                 f"(needs {MIN_AGREEMENT}): the transformer runs on torch"
             )
         self._runtime = "torch"
-        self._transformer = torch_model or SentenceTransformer(self._source, device=self._device)
-        self._transformer.max_seq_length = self.max_seq_length
+        self._transformer = TorchEncoder(torch_model or SentenceTransformer(self._source, device=self._device))
         return self._transformer
 
     def _export(self, folder: Path, torch_model) -> None:
@@ -162,16 +165,15 @@ class EmbedderResource(dg.ConfigurableResource):
         export_int8(torch_model, temporary)
         readme = Path(self._source) / "README.md"
         texts = [*PROBES, readme.read_text()] if readme.exists() else list(PROBES)
-        probes, _ = windows(texts, self._tokenizer, self._window, 16)
-        torch_model.max_seq_length = self.max_seq_length
-        expected = torch_model.encode(probes, batch_size=self.batch_size, normalize_embeddings=True)
-        found = OnnxEncoder(temporary, self._source, self.max_seq_length).encode(probes, self.batch_size)
+        probes = windows(texts, self._tokenizer, self._window, 16).ids
+        expected = TorchEncoder(torch_model).encode(probes, self.batch_size, self._special)
+        found = OnnxEncoder(temporary).encode(probes, self.batch_size, self._special)
         write_agreement(temporary, agreement(found, expected))
         _publish(temporary, folder)
 
     @property
     def _window(self) -> int:
-        return self.max_seq_length - SPECIAL_TOKENS
+        return self.max_seq_length - len(self._special[0]) - len(self._special[1])
 
     @property
     def _transformer_id(self) -> str:
@@ -214,14 +216,11 @@ class EmbedderResource(dg.ConfigurableResource):
 
     @property
     def dimension(self) -> int:
-        return self._model.dim if self._backend == "static" else self.confirm_dimension
+        return self._model.dimension if self._backend == "static" else self.confirm_dimension
 
     @property
     def confirm_dimension(self) -> int:
-        model = self._transformer_model()
-        if isinstance(model, OnnxEncoder):
-            return model.dimension
-        return model.get_embedding_dimension()
+        return self._transformer_model().dimension
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit vectors in the order of `texts`, each the mean of its windows' vectors."""
@@ -233,33 +232,25 @@ class EmbedderResource(dg.ConfigurableResource):
         return self._windowed(texts, self._transformer_encode)
 
     def _windowed(self, texts: list[str], encode_windows) -> np.ndarray:
-        pieces, owners = windows(texts, self._tokenizer, self._window, self.max_windows)
-        return mean_of_windows(np.asarray(encode_windows(pieces), dtype=np.float32), owners, len(texts))
+        cut = windows(texts, self._tokenizer, self._window, self.max_windows)
+        return mean_of_windows(encode_windows(cut, texts), cut.owners, len(texts))
 
-    def _transformer_encode(self, texts: list[str]) -> np.ndarray:
-        model = self._transformer_model()
-        if isinstance(model, OnnxEncoder):
-            return model.encode(texts, self.batch_size)
-        return model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True)
+    def _transformer_encode(self, cut: Windows, texts: list[str]) -> np.ndarray:
+        return self._transformer_model().encode(cut.ids, self.batch_size, self._special)
 
-    def _static_encode(self, texts: list[str]) -> np.ndarray:
-        """The static model's mean token vectors, except for texts it cannot read: half or more of
-        their tokens unknown, as in a script outside MiniLM's vocabulary. Those get hashed character
-        trigrams (`steps/embed/hashed_ngrams.py`), since the mean of their few known tokens, or no token at
-        all, would make unrelated texts look identical."""
-        unknown = self._model.unk_token_id
-        tokens = self._model.tokenizer.encode_batch_fast(texts, add_special_tokens=False)
-        unreadable = np.array([2 * t.ids.count(unknown) >= len(t.ids) for t in tokens], dtype=bool)
-        vectors = np.zeros((len(texts), self._model.dim), dtype=np.float32)
-        if not unreadable.all():
-            readable = [text for text, skip in zip(texts, unreadable, strict=True) if not skip]
-            vectors[~unreadable] = self._model.encode(readable, max_length=None, use_multiprocessing=False)
-        if unreadable.any():
-            vectors[unreadable] = character_ngram_vectors(
-                [text for text, skip in zip(texts, unreadable, strict=True) if skip], self._model.dim
-            )
+    def _static_encode(self, cut: Windows, texts: list[str]) -> np.ndarray:
+        vectors, unreadable = self._model.encode(cut, texts)
+        if unreadable:
             dg.get_dagster_logger().info(
-                f"{unreadable.sum()} of {len(texts)} windows are mostly outside the static model's vocabulary; "
+                f"{unreadable} of {len(cut.ids)} windows are mostly outside the static model's vocabulary; "
                 f"embedded by hashed character {NGRAM}-grams instead"
             )
         return vectors
+
+
+def _special_tokens(tokenizer) -> tuple[list[int], list[int]]:
+    """The ids `tokenizer` puts before and after a text's own tokens ([CLS] and [SEP] for BERT)."""
+    inner = tokenizer.encode("a", add_special_tokens=False).ids
+    outer = tokenizer.encode("a").ids
+    at = next(i for i in range(len(outer)) if outer[i : i + len(inner)] == inner)
+    return outer[:at], outer[at + len(inner) :]

@@ -1,5 +1,6 @@
 """Whole-document vectors: the windows a long text is cut into (head, evenly spaced middles, tail, at most
-`cap`), cut from the text at the bundled MiniLM tokenizer's offsets, and the mean of their vectors."""
+`cap`), as token ids of the bundled MiniLM tokenizer and the text they cover, a transformer's pass over
+them, and the mean of their vectors."""
 
 import math
 
@@ -8,6 +9,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from curation_dag.resources.embedder import bundled_minilm
+from curation_dag.steps.embed.transformer import encode_distinct
 from curation_dag.steps.embed.windows import mean_of_windows, window_starts, windows
 
 # Words the WordPiece vocabulary splits into several pieces, accents, curly quotes, CJK and an emoji:
@@ -29,6 +31,11 @@ def tokenizer() -> Tokenizer:
 def long_text(words: int, seed: int = 0) -> str:
     rng = np.random.default_rng(seed)
     return " ".join(WORDS[i] for i in rng.integers(0, len(WORDS), words))
+
+
+def cut_pieces(texts: list[str], tokenizer, length: int, cap: int) -> tuple[list[str], np.ndarray]:
+    cut = windows(texts, tokenizer, length, cap)
+    return cut.texts(texts, np.arange(len(cut.ids))), cut.owners
 
 
 def covered(starts: list[int], length: int, tokens: int) -> bool:
@@ -73,7 +80,7 @@ def test_windows_are_pieces_of_the_text_from_its_start_to_its_end(tokenizer):
     text = long_text(900)
     encoding = tokenizer.encode(text, add_special_tokens=False)
     assert len(encoding.ids) > 4 * 50  # more windows than the cap would take to cover it
-    pieces, owners = windows([text], tokenizer, 50, 4)
+    pieces, owners = cut_pieces([text], tokenizer, 50, 4)
     assert len(pieces) == 4 and owners.tolist() == [0, 0, 0, 0]
     assert all(piece in text for piece in pieces)
     assert text.startswith(pieces[0]) and text.endswith(pieces[-1])
@@ -84,7 +91,7 @@ def test_windows_are_pieces_of_the_text_from_its_start_to_its_end(tokenizer):
 def test_each_window_spans_at_most_length_of_the_texts_tokens(tokenizer):
     text = long_text(900, seed=1)
     offsets = tokenizer.encode(text, add_special_tokens=False).offsets
-    pieces, _ = windows([text], tokenizer, 50, 4)
+    pieces, _ = cut_pieces([text], tokenizer, 50, 4)
     cursor = 0
     for piece in pieces:
         begin = text.index(piece, cursor)
@@ -94,18 +101,20 @@ def test_each_window_spans_at_most_length_of_the_texts_tokens(tokenizer):
         assert begin in {start for start, _ in offsets} and end in {stop for _, stop in offsets}
 
 
-def test_each_window_tokenized_again_is_at_most_length_tokens(tokenizer):
-    """Windows begin and end on word boundaries, so a piece never starts on a '##' piece that
-    would split into more tokens on its own."""
+def test_each_window_is_the_tokens_of_the_text_it_covers(tokenizer):
+    """Windows begin and end on word boundaries, so the text a window covers tokenizes again into
+    exactly its tokens: no '##' piece at its start that would split differently on its own."""
     text = long_text(900)
-    pieces, _ = windows([text], tokenizer, 50, 4)
-    assert max(len(tokenizer.encode(piece, add_special_tokens=False).ids) for piece in pieces) <= 50
+    cut = windows([text], tokenizer, 50, 4)
+    for ids, piece in zip(cut.ids, cut.texts([text], np.arange(len(cut.ids))), strict=True):
+        assert len(ids) <= 50
+        assert tokenizer.encode(piece, add_special_tokens=False).ids == ids
 
 
 def test_a_short_text_is_its_own_window_and_owners_map_windows_back(tokenizer):
     short, other = "Hello world.", "A café in 東京 🙂."
     text = long_text(900)
-    pieces, owners = windows([short, text, other], tokenizer, 50, 4)
+    pieces, owners = cut_pieces([short, text, other], tokenizer, 50, 4)
     assert owners.tolist() == [0, 1, 1, 1, 1, 2]
     assert pieces[0] == short and pieces[-1] == other
     assert all(piece in text for piece, owner in zip(pieces, owners, strict=True) if owner == 1)
@@ -123,3 +132,18 @@ def test_the_mean_of_windows_is_the_normalized_mean_of_unit_window_vectors():
         assert np.allclose(means[text], mean / np.linalg.norm(mean), atol=1e-6)
     assert means.dtype == np.float32 and np.allclose(np.linalg.norm(means, axis=1), 1, atol=1e-6)
     assert np.allclose(means[0], unit[0], atol=1e-6)  # one window: its own unit vector
+
+
+def test_a_transformer_runs_each_distinct_window_once_between_its_special_tokens():
+    seen = []
+
+    def run(input_ids, attention_mask):
+        rows = [row[mask == 1] for row, mask in zip(input_ids, attention_mask, strict=True)]
+        seen.extend(tuple(row) for row in rows)
+        assert ((input_ids == 0) | (attention_mask == 1)).all()  # what the mask hides is padding
+        return np.stack([np.full(3, row.sum(), np.float32) for row in rows])
+
+    windows_ = [[5, 6], [7], [5, 6], [8, 9, 10], []]
+    vectors = encode_distinct(windows_, 2, ([1], [2]), run, 3)
+    assert sorted(seen) == sorted([(1, 5, 6, 2), (1, 7, 2), (1, 8, 9, 10, 2), (1, 2)])
+    assert vectors[:, 0].tolist() == [14, 10, 14, 30, 3]  # in the order of the windows, repeats included

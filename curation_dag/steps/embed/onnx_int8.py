@@ -3,8 +3,10 @@
 Made offline from the model's own weights: `torch.onnx.export` of the transformer, then ONNX
 Runtime's dynamic quantization (per-channel int8 weights, int8 activations computed per batch,
 Jacob et al. 2018) of the MatMul nodes only; quantizing the embedding lookups as well (the
-default) costs agreement with torch for no speed (BENCHMARKS.md). Pooling is the model's mean over
-tokens, then L2 normalization, as in all-MiniLM-L6-v2's sentence-transformers modules.
+default) costs agreement with torch for no speed (BENCHMARKS.md). The export traces the eager
+attention, whose plain MatMul and Softmax nodes run faster here than the traced scaled-dot-product
+attention. Pooling is the model's mean over tokens, then L2 normalization, as in all-MiniLM-L6-v2's
+sentence-transformers modules.
 sentence-transformers' own ONNX backend needs `optimum`, whose releases pin transformers < 4.58.
 """
 
@@ -14,6 +16,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from curation_dag.steps.embed.transformer import encode_distinct
 
 MODEL_FILE = "model-int8.onnx"
 AGREEMENT_FILE = "agreement.json"
@@ -29,7 +33,7 @@ def export_int8(model, out: Path) -> None:
     class LastHiddenState(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.transformer = model[0].auto_model.eval()
+            self.transformer = model[0].auto_model
 
         def forward(self, input_ids, attention_mask, token_type_ids):
             return self.transformer(
@@ -40,10 +44,16 @@ def export_int8(model, out: Path) -> None:
     full = out / "model-fp32.onnx"
     example = tuple(torch.ones(2, 8, dtype=torch.long) for _ in INPUTS)
     axes = {name: {0: "batch", 1: "tokens"} for name in (*INPUTS, "last_hidden_state")}
-    torch.onnx.export(
-        LastHiddenState(), example, str(full), input_names=list(INPUTS), output_names=["last_hidden_state"],
-        dynamic_axes=axes, opset_version=17, dynamo=False,
-    )  # fmt: skip
+    transformer = model[0].auto_model
+    attention = transformer.config._attn_implementation
+    transformer.set_attn_implementation("eager")
+    try:
+        torch.onnx.export(
+            LastHiddenState().eval(), example, str(full), input_names=list(INPUTS), output_names=["last_hidden_state"],
+            dynamic_axes=axes, opset_version=17, dynamo=False,
+        )  # fmt: skip
+    finally:
+        transformer.set_attn_implementation(attention)
     quantize_dynamic(
         str(full),
         str(out / MODEL_FILE),
@@ -56,36 +66,22 @@ def export_int8(model, out: Path) -> None:
 
 
 class OnnxEncoder:
-    """Unit mean-pooled vectors from the int8 graph in `folder`, tokenized with `model_folder`'s tokenizer."""
+    """Unit mean-pooled vectors of token-id windows from the int8 graph in `folder`."""
 
-    def __init__(self, folder: Path, model_folder: str, max_seq_length: int):
+    def __init__(self, folder: Path):
         import onnxruntime
-        from tokenizers import Tokenizer
 
-        self.tokenizer = Tokenizer.from_file(str(Path(model_folder) / "tokenizer.json"))
-        self.tokenizer.no_padding()  # the file pads every text to 128 tokens; batches pad to their longest here
-        self.tokenizer.enable_truncation(max_seq_length)
         self.session = onnxruntime.InferenceSession(str(folder / MODEL_FILE), providers=["CPUExecutionProvider"])
         self.dimension = self.session.get_outputs()[0].shape[-1]
 
-    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        """Vectors in the order of `texts`, batched by length so that little is padding."""
-        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        encodings = self.tokenizer.encode_batch_fast(texts)
-        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
-        for start in range(0, len(texts), batch_size):
-            rows = order[start : start + batch_size]
-            longest = max(len(encodings[row].ids) for row in rows)
-            batch = {name: np.zeros((len(rows), longest), dtype=np.int64) for name in INPUTS}
-            for line, row in enumerate(rows):
-                encoding = encodings[row]
-                for name, values in zip(
-                    INPUTS, (encoding.ids, encoding.attention_mask, encoding.type_ids), strict=True
-                ):
-                    batch[name][line, : len(values)] = values
-            hidden = self.session.run(None, batch)[0]
-            mask = batch["attention_mask"][..., None].astype(np.float32)
-            vectors[rows] = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
+    def encode(self, windows: list[list[int]], batch_size: int, special: tuple[list[int], list[int]]) -> np.ndarray:
+        return encode_distinct(windows, batch_size, special, self._run, self.dimension)
+
+    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": np.zeros_like(input_ids)}
+        hidden = self.session.run(None, inputs)[0]
+        mask = attention_mask[..., None].astype(np.float32)
+        vectors = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 

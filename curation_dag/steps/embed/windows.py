@@ -4,17 +4,29 @@ A transformer sees only its first `max_seq_length` tokens, so two files that sha
 identical to it; the mean over all tokens (a static model's) converges for any two long texts. The
 windows here are the head, evenly spaced middle windows and the tail, at most `cap` of them, as in
 chunk-then-average pooling, the common way to embed inputs longer than a model's window. Every backend
-cuts the same windows.
+embeds the same windows: the token ids of one tokenization of each text.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-# Tokens a window leaves to the transformer's [CLS] and [SEP].
-SPECIAL_TOKENS = 2
+
+@dataclass(frozen=True)
+class Windows:
+    """The windows of some texts: each one's token ids (no special tokens), the index of the text it
+    belongs to, and the [start, end) characters of that text it covers."""
+
+    ids: list[list[int]]
+    owners: np.ndarray
+    spans: list[tuple[int, int]]
+
+    def texts(self, texts: list[str], which: np.ndarray) -> list[str]:
+        """The text of the windows at the positions `which`, cut from their `texts`."""
+        return [texts[self.owners[i]][slice(*self.spans[i])] for i in which]
 
 
 def window_starts(tokens: int, length: int, cap: int) -> list[int]:
@@ -26,35 +38,38 @@ def window_starts(tokens: int, length: int, cap: int) -> list[int]:
     return sorted({round(start) for start in np.linspace(0, tokens - length, count)})
 
 
-def windows(texts: list[str], tokenizer, length: int, cap: int) -> tuple[list[str], np.ndarray]:
-    """Each text's windows of at most `length` tokens (`tokenizer`: a `tokenizers.Tokenizer`), cut from
-    the text at token offsets, and the index of the text each window belongs to."""
-    pieces, owners = [], []
+def windows(texts: list[str], tokenizer, length: int, cap: int) -> Windows:
+    """Each text's windows of at most `length` tokens (`tokenizer`: a `tokenizers.Tokenizer`)."""
+    ids, owners, spans = [], [], []
     for index, (text, encoding) in enumerate(
         zip(texts, tokenizer.encode_batch(texts, add_special_tokens=False), strict=True)
     ):
-        offsets = encoding.offsets
-        if len(offsets) <= length:
-            pieces.append(text)
+        tokens = encoding.ids
+        if len(tokens) <= length:
+            ids.append(tokens)
             owners.append(index)
+            spans.append((0, len(text)))
             continue
-        for start, end in _whole_words(encoding.word_ids, window_starts(len(offsets), length, cap), length):
-            pieces.append(text[offsets[start][0] : offsets[end - 1][1]])
+        for start, end in _whole_words(encoding, window_starts(len(tokens), length, cap), length):
+            ids.append(tokens[start:end])
             owners.append(index)
-    return pieces, np.asarray(owners, dtype=np.int64)
+            spans.append((encoding.token_to_chars(start)[0], encoding.token_to_chars(end - 1)[1]))
+    return Windows(ids, np.asarray(owners, dtype=np.int64), spans)
 
 
-def _whole_words(word_ids: list[int | None], starts: list[int], length: int) -> list[tuple[int, int]]:
-    """Each window's [start, end) tokens, moved inwards to word boundaries so that the piece cut
-    from the text tokenizes again into the same tokens, at most `length` of them (a word longer
-    than a window is cut where it falls)."""
+def _whole_words(encoding, starts: list[int], length: int) -> list[tuple[int, int]]:
+    """Each window's [start, end) tokens of `encoding`, moved inwards to word boundaries, so that the
+    text a window covers tokenizes again into the same tokens, at most `length` of them (a word
+    longer than a window is cut where it falls). Looked up token by token: a long text's whole
+    offset and word lists cost more than its tokenization."""
+    tokens = len(encoding)
 
     def boundary(token: int) -> bool:
-        return token in (0, len(word_ids)) or word_ids[token] != word_ids[token - 1]
+        return token in (0, tokens) or encoding.token_to_word(token) != encoding.token_to_word(token - 1)
 
     spans = []
     for start in starts:
-        end = min(start + length, len(word_ids))
+        end = min(start + length, tokens)
         first, last = start, end
         while first < last and not boundary(first):
             first += 1
