@@ -21,7 +21,7 @@ from curation_dag.steps.embed.onnx_int8 import (
 )
 from curation_dag.steps.embed.static import StaticEncoder
 from curation_dag.steps.embed.transformer import TorchEncoder
-from curation_dag.steps.embed.windows import Windows, mean_of_windows, windows
+from curation_dag.steps.embed.windows import SCHEME, Windows, mean_of_windows, windows
 
 Device = Literal["auto", "cpu", "cuda"]
 CpuBackend = Literal["static", "minilm"]
@@ -80,7 +80,7 @@ class EmbedderResource(dg.ConfigurableResource):
     cpu_transformer: CpuTransformer = Field(default="onnx-int8", description="How the transformer runs on CPU.")
     batch_size: int = Field(default=32, gt=0, description="Texts per forward pass.")
     max_seq_length: int = Field(default=256, gt=0, description="Tokens per window; MiniLM was trained with 256.")
-    max_windows: int = Field(default=4, gt=0, description="Windows of a long text: head, evenly spaced middles, tail.")
+    max_windows: int = Field(default=4, gt=0, description="Most windows of a text: its parts, or head, middles, tail.")
     cache_dir: str = Field(default=".curation/models", description="Where the static and int8 models are kept.")
 
     _model = PrivateAttr(default=None)
@@ -176,18 +176,20 @@ class EmbedderResource(dg.ConfigurableResource):
         return self.max_seq_length - len(self._special[0]) - len(self._special[1])
 
     @property
+    def _windows_id(self) -> str:
+        return f"{self.max_seq_length}x{self.max_windows}w{SCHEME}"
+
+    @property
     def _transformer_id(self) -> str:
         self._transformer_model()
         runtime = "-onnx-int8" if self._runtime == "onnx-int8" else ""
-        return f"{self._source_name}-{self.max_seq_length}x{self.max_windows}{runtime}"
+        return f"{self._source_name}-{self._windows_id}{runtime}"
 
     @property
     def model_id(self) -> str:
         """Names the vectors of `encode`: the same text with the same model_id always has the same vector."""
         if self._backend == "static":
-            return (
-                f"{self._source_name}-static-{STATIC_DIMENSIONS}+char{NGRAM}-{self.max_seq_length}x{self.max_windows}"
-            )
+            return f"{self._source_name}-static-{STATIC_DIMENSIONS}+char{NGRAM}-{self._windows_id}"
         return self._transformer_id
 
     @property

@@ -59,7 +59,7 @@ def test_vectors_of_every_kept_document_are_unit_length(deduplicated):
     metadata = result.asset_materializations_for_node("embeddings")[0].metadata
     assert metadata["device"].value == "cpu" and metadata["backend"].value == "onnxruntime int8"
     near = pl.read_parquet(storage_root / "near_duplicates" / "decisions" / f"{KEYS[0]}.parquet")
-    vectors = pl.read_parquet(storage_root / "embeddings" / KEYS[0] / "all-MiniLM-L6-v2-256x4-onnx-int8.parquet")
+    vectors = pl.read_parquet(storage_root / "embeddings" / KEYS[0] / "all-MiniLM-L6-v2-256x4w2-onnx-int8.parquet")
     assert set(vectors["doc_id"]) == set(near.filter(pl.col("duplicate_of").is_null())["doc_id"])
     matrix = vectors["vector"].to_numpy().reshape(vectors.height, -1)
     assert matrix.shape[1] == 384 and np.allclose(np.linalg.norm(matrix, axis=1), 1, atol=1e-4)
@@ -68,7 +68,7 @@ def test_vectors_of_every_kept_document_are_unit_length(deduplicated):
     again = embed(instance, storage_root, KEYS[0])  # a re-run embeds nothing twice
     rerun = again.asset_materializations_for_node("embeddings")[0].metadata
     assert rerun["embedded_now"].value == 0 and rerun["from_cache"].value == vectors.height
-    assert pl.read_parquet(storage_root / "embeddings" / KEYS[0] / "all-MiniLM-L6-v2-256x4-onnx-int8.parquet").equals(
+    assert pl.read_parquet(storage_root / "embeddings" / KEYS[0] / "all-MiniLM-L6-v2-256x4w2-onnx-int8.parquet").equals(
         vectors
     )
 

@@ -13,7 +13,7 @@ from curation_dag.resources import EmbedderResource
 
 def test_auto_on_cpu_picks_the_static_model_and_caches_it(static_embedder):
     assert (static_embedder.running_on, static_embedder.backend) == ("cpu", "model2vec static")
-    assert static_embedder.model_id == "all-MiniLM-L6-v2-static-256+char3-256x4" and static_embedder.dimension == 256
+    assert static_embedder.model_id == "all-MiniLM-L6-v2-static-256+char3-256x4w2" and static_embedder.dimension == 256
     again = EmbedderResource(cache_dir=static_embedder.cache_dir)
     again.setup_for_execution(dg.build_init_resource_context())  # loads the cached model, distils nothing
     texts = ["How do I open a file in Python?", "Opening files with Python", "The cat sat on the mat."]

@@ -136,7 +136,7 @@ def test_vectors_of_another_model_are_refused_naming_both(instance, tmp_path, st
     )
     failure = next(e for e in result.all_events if e.is_step_failure).event_specific_data.error.message
     assert (
-        f"drop {KEYS[0]} was embedded with all-MiniLM-L6-v2-256x4-onnx-int8, "
-        "not with all-MiniLM-L6-v2-static-256+char3-256x4" in failure
+        f"drop {KEYS[0]} was embedded with all-MiniLM-L6-v2-256x4w2-onnx-int8, "
+        "not with all-MiniLM-L6-v2-static-256+char3-256x4w2" in failure
     )
     assert "CURATION_EMBEDDER" in failure

@@ -1,6 +1,6 @@
-"""Whole-document vectors: the windows a long text is cut into (head, evenly spaced middles, tail, at most
-`cap`), as token ids of the bundled MiniLM tokenizer and the text they cover, a transformer's pass over
-them, and the mean of their vectors."""
+"""Whole-document vectors: the windows a text is cut into (consecutive equal parts where `cap` of them
+cover it, else head, evenly spaced middles and tail), as token ids of the bundled MiniLM tokenizer and
+the text they cover, a transformer's pass over them, and the mean of their vectors."""
 
 import math
 
@@ -10,7 +10,7 @@ from tokenizers import Tokenizer
 
 from curation_dag.resources.embedder import bundled_minilm
 from curation_dag.steps.embed.transformer import encode_distinct
-from curation_dag.steps.embed.windows import mean_of_windows, window_starts, windows
+from curation_dag.steps.embed.windows import CHARS_PER_TOKEN, mean_of_windows, part_bounds, window_starts, windows
 
 # Words the WordPiece vocabulary splits into several pieces, accents, curly quotes, CJK and an emoji:
 # character offsets, not bytes, must cut them.
@@ -67,17 +67,33 @@ def test_a_text_never_gets_more_windows_than_the_cap():
     assert window_starts(100_000, 254, 1) == [0]  # a cap of one keeps the head
 
 
-def test_under_the_cap_a_text_gets_ceil_tokens_over_length_windows_that_cover_every_token():
-    for tokens in (255, 508, 509, 600, 1016, 1017, 3000):
-        starts = window_starts(tokens, 254, 100)
-        assert len(starts) == math.ceil(tokens / 254)
-        assert starts[0] == 0 and starts[-1] == tokens - 254
-        assert covered(starts, 254, tokens)
-    assert window_starts(600, 254, 4) == [0, 173, 346]
+def test_under_the_cap_a_text_is_cut_into_consecutive_equal_parts_that_hold_each_token_once():
+    for tokens in (255, 476, 477, 600, 952, 3000):
+        bounds = part_bounds(tokens, 254, 100)
+        assert len(bounds) - 1 == math.ceil(tokens / (254 - 16))
+        assert bounds[0] == 0 and bounds[-1] == tokens and bounds == sorted(set(bounds))
+        sizes = np.diff(bounds)
+        assert sizes.max() <= 254 - 16 and sizes.max() - sizes.min() <= 1
+    assert part_bounds(600, 254, 4) == [0, 200, 400, 600]
+    assert part_bounds(953, 254, 4) is None  # five parts: a text for head, middles and tail
 
 
-def test_windows_are_pieces_of_the_text_from_its_start_to_its_end(tokenizer):
+def test_a_text_that_parts_cover_is_its_tokens_once_on_word_boundaries(tokenizer):
+    text = long_text(60, seed=2)
+    assert len(text) <= 4 * 50 * CHARS_PER_TOKEN  # tokenized whole
+    tokens = tokenizer.encode(text, add_special_tokens=False).ids
+    cut = windows([text], tokenizer, 50, 4)
+    assert 50 < len(tokens) <= 4 * (50 - 12)
+    assert len(cut.ids) == math.ceil(len(tokens) / (50 - 12))
+    assert [token for ids in cut.ids for token in ids] == tokens  # every token, once, in order
+    for ids, piece in zip(cut.ids, cut.texts([text], np.arange(len(cut.ids))), strict=True):
+        assert len(ids) <= 50
+        assert tokenizer.encode(piece, add_special_tokens=False).ids == ids
+
+
+def test_a_long_text_is_tokenized_in_slices_whose_windows_run_from_its_start_to_its_end(tokenizer):
     text = long_text(900)
+    assert len(text) > 4 * 50 * CHARS_PER_TOKEN
     encoding = tokenizer.encode(text, add_special_tokens=False)
     assert len(encoding.ids) > 4 * 50  # more windows than the cap would take to cover it
     pieces, owners = cut_pieces([text], tokenizer, 50, 4)
