@@ -38,13 +38,6 @@ def cut_pieces(texts: list[str], tokenizer, length: int, cap: int) -> tuple[list
     return cut.texts(texts, np.arange(len(cut.ids))), cut.owners
 
 
-def covered(starts: list[int], length: int, tokens: int) -> bool:
-    seen = np.zeros(tokens, dtype=bool)
-    for start in starts:
-        seen[start : start + length] = True
-    return bool(seen.all())
-
-
 def test_a_text_that_fits_is_one_window():
     assert window_starts(10, 254, 4) == [0]
     assert window_starts(254, 254, 4) == [0]
