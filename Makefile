@@ -2,10 +2,13 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-# The Dagster instance (SQLite) lives under the storage root.
+# The Dagster home lives under the storage root.
 export DAGSTER_HOME ?= $(abspath $(or $(CURATION_STORAGE_ROOT),.curation))/dagster_home
+# The instance's settings: dagster.yaml (SQLite files in DAGSTER_HOME), or deploy/dagster.postgres.yaml
+# (a PostgreSQL server named by the DAGSTER_PG_* variables; README, "Scale out").
+INSTANCE ?= dagster.yaml
 
-.PHONY: demo test lock chromium ui lint benchmarks clean
+.PHONY: demo test lock instance chromium postgresql ui lint benchmarks clean
 
 LOCK := requirements.lock
 PIP := $(BIN)/pip --quiet --disable-pip-version-check
@@ -27,14 +30,14 @@ lock:  ## re-resolve requirements.lock: the newest releases pyproject.toml's ran
 	  --no-emit-index-url --no-emit-find-links -o $(LOCK) pyproject.toml
 	rm -rf $(VENV)-lock
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+instance:  ## $(DAGSTER_HOME)/dagster.yaml from $(INSTANCE)
 	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
+	cmp -s $(INSTANCE) $(DAGSTER_HOME)/dagster.yaml || cp $(INSTANCE) $(DAGSTER_HOME)/dagster.yaml
 
-demo: $(VENV)/installed $(DAGSTER_HOME)/dagster.yaml  ## ingest the shipped demo drops with the main job
+demo: $(VENV)/installed instance  ## ingest the shipped demo drops with the main job
 	$(BIN)/curate demo
 
-test: $(VENV)/installed chromium  ## run the test suite
+test: $(VENV)/installed chromium postgresql  ## run the test suite
 	$(BIN)/pytest
 
 chromium:  ## Debian's chromium for the report's browser test, where apt-get can install it; that test skips otherwise
@@ -43,7 +46,13 @@ chromium:  ## Debian's chromium for the report's browser test, where apt-get can
 	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	} || echo "chromium could not be installed: the report's browser test will skip"
 
-ui: $(VENV)/installed $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI on http://127.0.0.1:3000
+postgresql:  ## Debian's PostgreSQL server for the test of the instance on PostgreSQL, where apt-get can install it; that test skips otherwise
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	} || echo "postgresql could not be installed: the test of the instance on PostgreSQL will skip"
+
+ui: $(VENV)/installed instance  ## the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 lint: $(VENV)/installed

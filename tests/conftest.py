@@ -1,8 +1,14 @@
-"""Shared fixtures: the shipped demo drops, crafted drops, a real Dagster instance, ../shared/data."""
+"""Shared fixtures: the shipped demo drops, crafted drops, a real Dagster instance, ../shared/data, a
+PostgreSQL server."""
 
+import glob
 import gzip
 import json
+import os
 import shutil
+import socket
+import subprocess
+import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -28,6 +34,41 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"needs the evaluation corpora in {SHARED_DATA}, absent on this machine")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server (Debian's `postgresql`, which `.ci/run` installs) on a free loopback
+    port, in a temporary folder removed afterwards: its connection as the DAGSTER_PG_* variables that
+    deploy/dagster.postgres.yaml reads. PostgreSQL refuses to run as root, so as root it runs as `postgres`."""
+    initdb = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))), None)
+    if initdb is None:
+        pytest.skip("needs PostgreSQL's initdb and pg_ctl (Debian: apt-get install postgresql), absent here")
+    bin_dir = Path(initdb).resolve().parent
+    as_server = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="curation-postgres-"))
+    if as_server:
+        shutil.chown(folder, "postgres")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data, options = folder / "data", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    server = [*as_server, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log")]
+    subprocess.run([*as_server, initdb, "-D", data, "-U", "curation", "-A", "trust"], check=True, capture_output=True)
+    subprocess.run([*server, "-o", options, "-w", "start"], check=True, capture_output=True)
+    try:
+        connection = ["-h", "127.0.0.1", "-p", str(port), "-U", "curation"]
+        subprocess.run([bin_dir / "createdb", *connection, "dagster"], check=True, capture_output=True)
+        yield {
+            "DAGSTER_PG_HOST": "127.0.0.1",
+            "DAGSTER_PG_PORT": str(port),
+            "DAGSTER_PG_USERNAME": "curation",
+            "DAGSTER_PG_PASSWORD": "unused-with-trust-authentication",
+            "DAGSTER_PG_DB": "dagster",
+        }
+    finally:
+        subprocess.run([*server, "-m", "fast", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,26 +1,14 @@
 """The project as a user meets it: the code location validates and `curate demo` runs the demo drops."""
 
-import os
 import re
-import shutil
 import subprocess
-import sys
 import tomllib
-from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.version import Version
 
 from tests.conftest import PROJECT
-
-BIN = Path(sys.executable).parent
-
-
-def dagster_env(tmp_path: Path) -> dict[str, str]:
-    """A fresh Dagster home with the project's instance settings, and outputs under tmp_path."""
-    (tmp_path / "home").mkdir()
-    shutil.copy(PROJECT / "dagster.yaml", tmp_path / "home")
-    return {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "CURATION_STORAGE_ROOT": str(tmp_path / "store")}
+from tests.e2e.conftest import BIN, dagster_env
 
 
 def test_dagster_definitions_validate(tmp_path):
@@ -35,9 +23,8 @@ def test_dagster_definitions_validate(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_curate_demo_runs_every_step_and_builds_the_mixtures(tmp_path, static_embedder):
-    env = {**dagster_env(tmp_path), "CURATION_MODEL_CACHE": static_embedder.cache_dir}  # distilled once per checkout
-    result = subprocess.run([BIN / "curate", "demo"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=900)
+def test_curate_demo_runs_every_step_and_builds_the_mixtures(embedded_demo):
+    result, tmp_path = embedded_demo
     assert result.returncode == 0, result.stdout + result.stderr
     assert "6 drops registered" in result.stdout
     assert re.search(r"licenses/2026-11-15 +65 +63 +2 +passed", result.stdout), result.stdout
