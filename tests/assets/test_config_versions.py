@@ -69,7 +69,7 @@ def test_the_code_location_carries_the_versions(tmp_path):
         versions[0]["semantic_duplicates"]
         == RecipesResource(folder=str(RECIPES)).code_versions()["semantic_duplicates"]
     )
-    assert versions[0]["exact_duplicates"] == versions[0]["takedowns"] == "1" and versions[0]["embeddings"] == "2"
+    assert versions[0]["exact_duplicates"] == versions[0]["takedowns"] == "1" and versions[0]["embeddings"] == "3"
     assert {name for name in versions[0] if versions[0][name] != versions[1][name]} == {"semantic_duplicates"}
 
 
