@@ -38,27 +38,29 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def postgres():
-    """A throwaway PostgreSQL server (Debian's `postgresql`, which `.ci/run` installs) on a free loopback
+    """A throwaway PostgreSQL server (Debian's `postgresql`, which `make test` installs) on a free loopback
     port, in a temporary folder removed afterwards: its connection as the DAGSTER_PG_* variables that
-    deploy/dagster.postgres.yaml reads. PostgreSQL refuses to run as root, so as root it runs as `postgres`."""
+    deploy/dagster.postgres.yaml reads. PostgreSQL refuses to run as root, so as root it runs as `postgres`.
+    A command that fails shows its stderr in the test's captured output."""
     initdb = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))), None)
     if initdb is None:
         pytest.skip("needs PostgreSQL's initdb and pg_ctl (Debian: apt-get install postgresql), absent here")
     bin_dir = Path(initdb).resolve().parent
     as_server = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     folder = Path(tempfile.mkdtemp(prefix="curation-postgres-"))
-    if as_server:
-        shutil.chown(folder, "postgres")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     data, options = folder / "data", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
     server = [*as_server, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log")]
-    subprocess.run([*as_server, initdb, "-D", data, "-U", "curation", "-A", "trust"], check=True, capture_output=True)
-    subprocess.run([*server, "-o", options, "-w", "start"], check=True, capture_output=True)
+    quiet = {"check": True, "stdout": subprocess.DEVNULL}
     try:
+        if as_server:
+            shutil.chown(folder, "postgres")
+        subprocess.run([*as_server, initdb, "-D", data, "-U", "curation", "-A", "trust"], **quiet)
+        subprocess.run([*server, "-o", options, "-w", "start"], **quiet)
         connection = ["-h", "127.0.0.1", "-p", str(port), "-U", "curation"]
-        subprocess.run([bin_dir / "createdb", *connection, "dagster"], check=True, capture_output=True)
+        subprocess.run([bin_dir / "createdb", *connection, "dagster"], **quiet)
         yield {
             "DAGSTER_PG_HOST": "127.0.0.1",
             "DAGSTER_PG_PORT": str(port),
