@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(abspath $(or $(CURATION_STORAGE_ROOT),.curation))/dagst
 # (a PostgreSQL server named by the DAGSTER_PG_* variables; README, "Scale out").
 INSTANCE ?= dagster.yaml
 
-.PHONY: demo test lock instance chromium postgresql ui lint benchmarks clean
+.PHONY: demo test lock instance chromium postgresql redis ui lint benchmarks clean
 
 LOCK := requirements.lock
 PIP := $(BIN)/pip --quiet --disable-pip-version-check
@@ -37,7 +37,7 @@ instance:  ## $(DAGSTER_HOME)/dagster.yaml from $(INSTANCE)
 demo: $(VENV)/installed instance  ## ingest the shipped demo drops with the main job
 	$(BIN)/curate demo
 
-test: $(VENV)/installed chromium postgresql  ## run the test suite
+test: $(VENV)/installed chromium postgresql redis  ## run the test suite
 	$(BIN)/pytest
 
 chromium:  ## Debian's chromium for the report's browser test, where apt-get can install it; that test skips otherwise
@@ -51,6 +51,12 @@ postgresql:  ## Debian's PostgreSQL server for the test of the instance on Postg
 	  sudo=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
 	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	} || echo "postgresql could not be installed: the test of the instance on PostgreSQL will skip"
+
+redis:  ## Debian's Redis server, the celery broker of the distributed executor's test, where apt-get can install it; that test skips otherwise
+	@command -v redis-server >/dev/null || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	} || echo "redis-server could not be installed: the distributed executor's test will skip"
 
 ui: $(VENV)/installed instance  ## the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

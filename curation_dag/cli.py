@@ -47,11 +47,15 @@ def demo() -> None:
     if not keys:
         raise click.ClickException(f"no complete drops under {defs.resources['drops'].drops_root}")
 
-    def run(job: str, partition_key: str | None = None) -> dg.ExecuteInProcessResult:
-        """Run a job in process; a failure stops the demo with the failing step's message."""
-        result = defs.resolve_job_def(job).execute_in_process(
-            instance=instance, partition_key=partition_key, run_config=QUIET_RUN, raise_on_error=False
-        )
+    def run(job: str, partition_key: str | None = None) -> dg.ExecutionResult:
+        """Run a job in process, or, with a celery broker set, launch it with its steps on the workers;
+        a failure stops the demo with the failing step's message."""
+        if Settings.from_environment().celery_broker:
+            result = _launched(job, instance, partition_key)
+        else:
+            result = defs.resolve_job_def(job).execute_in_process(
+                instance=instance, partition_key=partition_key, run_config=QUIET_RUN, raise_on_error=False
+            )
         if not result.success:
             failure = next((e.message for e in result.all_events if e.is_failure), "")
             raise click.ClickException(f"{job} {partition_key or ''} failed: {failure} (see the run in `make ui`)")
@@ -97,6 +101,22 @@ def demo() -> None:
         click.echo(f"{node:<30} {documents:>9} {tokens:>8} {budget:>8}  {digest[:16]}")
     click.echo(f"\nMixtures, their manifests and decision ledgers: {stored.asset(layout.MIXTURES)}")
     click.echo("`make ui` shows the asset graph, the runs and every asset's metadata.")
+
+
+def _launched(job: str, instance: dg.DagsterInstance, partition_key: str | None) -> dg.ExecutionResult:
+    """`job` of the code location run by the executor it is defined with, so that other processes (the
+    celery workers) can load it: its result, its events read back from the instance."""
+    import os
+    import warnings
+
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    repository = ReconstructableRepository.for_module("curation_dag.definitions", "defs", os.getcwd())
+    tags = {"dagster/partition": partition_key} if partition_key else None
+    with warnings.catch_warnings():  # dagster-celery registers its task again for each run of one process
+        warnings.filterwarnings("ignore", "Task name 'execute_plan' is already registered")
+        with dg.execute_job(repository.get_reconstructable_job(job), instance, QUIET_RUN, tags=tags) as result:
+            return result
 
 
 @main.command()

@@ -74,7 +74,23 @@ def _versioned(asset: dg.AssetsDefinition, versions: dict[str, str]) -> dg.Asset
     )
 
 
-def build_definitions(recipes_folder: str, drops_root: str, storage_root: str, embedder: EmbedderResource):
+def celery(broker: str | None) -> dg.ExecutorDefinition | None:
+    """Where a launched run executes its steps: each one a task for the celery workers of `broker` (also
+    the results backend), or, without a broker, Dagster's default (a process per step)."""
+    if broker is None:
+        return None
+    from dagster_celery import celery_executor
+
+    return celery_executor.configured({"broker": broker, "backend": broker})
+
+
+def build_definitions(
+    recipes_folder: str,
+    drops_root: str,
+    storage_root: str,
+    embedder: EmbedderResource,
+    executor: dg.ExecutorDefinition | None = None,
+):
     """The code location for one recipes folder, drops root and storage root.
 
     Recipe models (models/*.sql) and mixtures (mixtures/*.yml) are compiled here, and the pipeline
@@ -88,6 +104,7 @@ def build_definitions(recipes_folder: str, drops_root: str, storage_root: str, e
         jobs=[curation_job, dedup_job, embed_job, semantic_job, mixtures_job, takedown_job, recuration_job],
         schedules=[weekly_recuration],
         sensors=[new_drops_sensor, automation_sensor, dead_runs_sensor],
+        executor=executor,
         resources={
             "storage": StorageResource(root=storage_root),
             "recipes": recipes,
@@ -103,4 +120,5 @@ defs = build_definitions(
     drops_root=_settings.drops_root,
     storage_root=_settings.storage_root,
     embedder=EmbedderResource(device=_settings.device, cpu_backend=_settings.embedder, cache_dir=_settings.model_cache),
+    executor=celery(_settings.celery_broker),
 )

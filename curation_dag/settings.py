@@ -23,6 +23,7 @@ class Settings:
     device: Device = "auto"  # CURATION_DEVICE: auto takes a GPU when one is visible
     embedder: CpuBackend = "static"  # CURATION_EMBEDDER: every job's CPU backend (a GPU runs MiniLM)
     automation: bool = True  # CURATION_AUTOMATION=off starts the sensors and the schedule stopped
+    celery_broker: str | None = None  # CURATION_CELERY_BROKER: runs send their steps to celery workers there
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -36,6 +37,7 @@ class Settings:
             device=_choice(environ, "CURATION_DEVICE", default.device, get_args(Device)),
             embedder=_choice(environ, "CURATION_EMBEDDER", default.embedder, get_args(CpuBackend)),
             automation=environ.get("CURATION_AUTOMATION", "on").lower() != "off",
+            celery_broker=environ.get("CURATION_CELERY_BROKER") or None,
         )
 
 

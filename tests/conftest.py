@@ -1,5 +1,5 @@
 """Shared fixtures: the shipped demo drops, crafted drops, a real Dagster instance, ../shared/data, a
-PostgreSQL server."""
+PostgreSQL server and a Redis server."""
 
 import glob
 import gzip
@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -36,6 +37,17 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 @pytest.fixture(scope="session")
 def postgres():
     """A throwaway PostgreSQL server (Debian's `postgresql`, which `make test` installs) on a free loopback
@@ -48,9 +60,7 @@ def postgres():
     bin_dir = Path(initdb).resolve().parent
     as_server = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     folder = Path(tempfile.mkdtemp(prefix="curation-postgres-"))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     data, options = folder / "data", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
     server = [*as_server, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log")]
     quiet = {"check": True, "stdout": subprocess.DEVNULL}
@@ -71,6 +81,29 @@ def postgres():
     finally:
         subprocess.run([*server, "-m", "fast", "stop"], capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_broker():
+    """A throwaway Redis server (Debian's `redis-server`, which `make test` installs) on a free loopback
+    port, with nothing saved to disk: its URL, for celery's broker and results."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("needs redis-server (Debian: apt-get install redis-server), absent here")
+    port = free_port()
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        while not listening(port):  # within a second, as a rule
+            if process.poll() is not None:
+                pytest.fail(f"redis-server exited with status {process.returncode} before it listened")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

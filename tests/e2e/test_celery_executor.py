@@ -1,0 +1,70 @@
+"""The distributed executor: `curate demo` on the PostgreSQL instance with its steps run by two celery
+workers (Redis as broker and results backend), in processes that share nothing with the run but the
+instance and the storage root. The mixtures equal the default, in-process demo's."""
+
+import json
+import os
+import signal
+import subprocess
+
+import psycopg2
+
+from tests.conftest import PROJECT
+from tests.e2e.conftest import BIN, curate_demo, dagster_env
+from tests.e2e.test_postgres_instance import POSTGRES_INSTANCE, manifests
+
+WORKERS = ("w1", "w2")
+
+
+def start_worker(name: str, env: dict[str, str], log) -> subprocess.Popen:
+    """`dagster-celery worker start` as README's "Scale out" gives it, one task at a time, in a session of
+    its own so that its celery child stops with it."""
+    command = [BIN / "dagster-celery", "worker", "start", "-A", "dagster_celery.app", "-y", "deploy/celery.yaml"]
+    return subprocess.Popen(
+        [*command, "-n", name, "--", "--concurrency=1"],
+        cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+
+def test_curate_demo_with_two_celery_workers_builds_the_mixtures_of_the_in_process_run(
+    tmp_path, postgres, redis_broker, static_embedder, embedded_demo
+):
+    env = {
+        **dagster_env(tmp_path, POSTGRES_INSTANCE),
+        **postgres,
+        "CURATION_CELERY_BROKER": redis_broker,
+        "CURATION_MODEL_CACHE": static_embedder.cache_dir,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",  # the worker command starts `celery`
+    }
+    with open(tmp_path / "workers.log", "w") as log:
+        workers = [start_worker(name, env, log) for name in WORKERS]
+        try:
+            result = curate_demo(env, static_embedder)
+        finally:
+            for worker in workers:
+                os.killpg(worker.pid, signal.SIGTERM)
+                worker.wait(timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr + (tmp_path / "workers.log").read_text()
+    expected = manifests(embedded_demo[0].stdout)
+    assert len(expected) == 4 and manifests(result.stdout) == expected
+
+    # Each step says which worker ran it: both did, and no step ran in the demo's own process.
+    connection = psycopg2.connect(
+        host=postgres["DAGSTER_PG_HOST"], port=postgres["DAGSTER_PG_PORT"],
+        user=postgres["DAGSTER_PG_USERNAME"], dbname=postgres["DAGSTER_PG_DB"],
+    )  # fmt: skip
+    with connection, connection.cursor() as cursor:
+        cursor.execute("select event from event_logs where dagster_event_type = 'ENGINE_EVENT'")
+        engine_events = [json.loads(event)["dagster_event"] for (event,) in cursor.fetchall()]
+        cursor.execute("select count(*) from event_logs where dagster_event_type = 'STEP_SUCCESS'")
+        [(steps,)] = cursor.fetchall()
+    connection.close()
+    ran_on = [
+        entry["entry_data"]["text"]
+        for event in engine_events
+        if event["message"].startswith("[CeleryExecutor] Executing steps")
+        for entry in event["event_specific_data"]["metadata_entries"]
+        if entry["label"] == "Celery worker"
+    ]
+    assert len(ran_on) == steps > 0
+    assert {worker.split("@")[0] for worker in ran_on} == set(WORKERS)
