@@ -74,7 +74,7 @@ def _versioned(asset: dg.AssetsDefinition, versions: dict[str, str]) -> dg.Asset
     )
 
 
-def celery(broker: str | None) -> dg.ExecutorDefinition | None:
+def executor_for(broker: str | None) -> dg.ExecutorDefinition | None:
     """Where a launched run executes its steps: each one a task for the celery workers of `broker` (also
     the results backend), or, without a broker, Dagster's default (a process per step)."""
     if broker is None:
@@ -120,5 +120,5 @@ defs = build_definitions(
     drops_root=_settings.drops_root,
     storage_root=_settings.storage_root,
     embedder=EmbedderResource(device=_settings.device, cpu_backend=_settings.embedder, cache_dir=_settings.model_cache),
-    executor=celery(_settings.celery_broker),
+    executor=executor_for(_settings.celery_broker),
 )

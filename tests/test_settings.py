@@ -16,12 +16,12 @@ def test_settings_name_a_bad_choice_and_select_the_embedder_for_every_job():
 
 
 def test_a_celery_broker_gives_every_job_the_celery_executor():
-    from curation_dag.definitions import build_definitions, celery
+    from curation_dag.definitions import build_definitions, executor_for
     from curation_dag.resources import EmbedderResource
 
     assert Settings.from_environment({}).celery_broker is None
     broker = Settings.from_environment({"CURATION_CELERY_BROKER": "redis://127.0.0.1:6379/0"}).celery_broker
     folders = {"recipes_folder": str(RECIPES), "drops_root": str(DEMO_DROPS), "storage_root": ".curation"}
-    for executor, name in ((celery(broker), "celery"), (celery(None), "multi_or_in_process_executor")):
+    for executor, name in ((executor_for(broker), "celery"), (executor_for(None), "multi_or_in_process_executor")):
         defs = build_definitions(**folders, embedder=EmbedderResource(), executor=executor)
         assert {defs.resolve_job_def(job).executor_def.name for job in ("curation_job", "mixtures_job")} == {name}
