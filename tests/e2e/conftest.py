@@ -39,3 +39,22 @@ def embedded_demo(tmp_path_factory, static_embedder) -> tuple[subprocess.Complet
     """`curate demo` on the default instance (SQLite under the storage root): its output and its folder."""
     folder = tmp_path_factory.mktemp("embedded_demo")
     return curate_demo(dagster_env(folder), static_embedder), folder
+
+
+def query(postgres: dict[str, str], *statements: str) -> list[list[tuple]]:
+    """The rows of each SQL statement, in the Dagster database of the `postgres` fixture's server."""
+    import psycopg2
+
+    connection = psycopg2.connect(
+        host=postgres["DAGSTER_PG_HOST"], port=postgres["DAGSTER_PG_PORT"],
+        user=postgres["DAGSTER_PG_USERNAME"], dbname=postgres["DAGSTER_PG_DB"],
+    )  # fmt: skip
+    try:
+        rows = []
+        with connection, connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+                rows.append(cursor.fetchall())
+        return rows
+    finally:
+        connection.close()

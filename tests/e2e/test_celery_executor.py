@@ -7,10 +7,8 @@ import os
 import signal
 import subprocess
 
-import psycopg2
-
 from tests.conftest import PROJECT
-from tests.e2e.conftest import BIN, curate_demo, dagster_env
+from tests.e2e.conftest import BIN, curate_demo, dagster_env, query
 from tests.e2e.test_postgres_instance import POSTGRES_INSTANCE, manifests
 
 WORKERS = ("w1", "w2")
@@ -49,16 +47,12 @@ def test_curate_demo_with_two_celery_workers_builds_the_mixtures_of_the_in_proce
     assert len(expected) == 4 and manifests(result.stdout) == expected
 
     # Each step says which worker ran it: both did, and no step ran in the demo's own process.
-    connection = psycopg2.connect(
-        host=postgres["DAGSTER_PG_HOST"], port=postgres["DAGSTER_PG_PORT"],
-        user=postgres["DAGSTER_PG_USERNAME"], dbname=postgres["DAGSTER_PG_DB"],
-    )  # fmt: skip
-    with connection, connection.cursor() as cursor:
-        cursor.execute("select event from event_logs where dagster_event_type = 'ENGINE_EVENT'")
-        engine_events = [json.loads(event)["dagster_event"] for (event,) in cursor.fetchall()]
-        cursor.execute("select count(*) from event_logs where dagster_event_type = 'STEP_SUCCESS'")
-        [(steps,)] = cursor.fetchall()
-    connection.close()
+    events, [(steps,)] = query(
+        postgres,
+        "select event from event_logs where dagster_event_type = 'ENGINE_EVENT'",
+        "select count(*) from event_logs where dagster_event_type = 'STEP_SUCCESS'",
+    )
+    engine_events = [json.loads(event)["dagster_event"] for (event,) in events]
     ran_on = [
         entry["entry_data"]["text"]
         for event in engine_events

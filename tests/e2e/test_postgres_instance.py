@@ -7,7 +7,7 @@ import dagster as dg
 import yaml
 
 from tests.conftest import PROJECT
-from tests.e2e.conftest import curate_demo, dagster_env
+from tests.e2e.conftest import curate_demo, dagster_env, query
 
 POSTGRES_INSTANCE = PROJECT / "deploy" / "dagster.postgres.yaml"
 
@@ -30,8 +30,6 @@ def test_the_postgres_instance_has_the_default_instances_settings_but_storage_an
 def test_curate_demo_on_postgres_builds_the_mixtures_of_the_default_instance(
     tmp_path, postgres, static_embedder, embedded_demo, monkeypatch
 ):
-    import psycopg2
-
     env = {**dagster_env(tmp_path, POSTGRES_INSTANCE), **postgres}
     result = curate_demo(env, static_embedder)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -40,16 +38,11 @@ def test_curate_demo_on_postgres_builds_the_mixtures_of_the_default_instance(
 
     # The runs and their events are in the server: nothing was written to SQLite files in the home.
     assert not [path for path in (tmp_path / "home").rglob("*") if path.suffix == ".db"]
-    connection = psycopg2.connect(
-        host=postgres["DAGSTER_PG_HOST"], port=postgres["DAGSTER_PG_PORT"],
-        user=postgres["DAGSTER_PG_USERNAME"], dbname=postgres["DAGSTER_PG_DB"],
-    )  # fmt: skip
-    with connection, connection.cursor() as cursor:
-        cursor.execute("select pipeline_name, status from runs")
-        runs = cursor.fetchall()
-        cursor.execute("select count(*) from event_logs where dagster_event_type = 'ASSET_MATERIALIZATION'")
-        [(materializations,)] = cursor.fetchall()
-    connection.close()
+    runs, [(materializations,)] = query(
+        postgres,
+        "select pipeline_name, status from runs",
+        "select count(*) from event_logs where dagster_event_type = 'ASSET_MATERIALIZATION'",
+    )
     jobs = {name for name, _ in runs}
     assert {"curation_job", "dedup_job", "embed_job", "semantic_job", "mixtures_job"} <= jobs
     assert {status for _, status in runs} == {"SUCCESS"} and len(runs) == 2 * 6 + 3  # per drop: curation, embed
