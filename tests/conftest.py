@@ -5,6 +5,7 @@ import glob
 import gzip
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -37,6 +38,9 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+QUIET = {"check": True, "stdout": subprocess.DEVNULL}  # a server command: its errors reach the test output
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -49,11 +53,11 @@ def listening(port: int) -> bool:
 
 
 @pytest.fixture(scope="session")
-def postgres():
+def postgres_server():
     """A throwaway PostgreSQL server (Debian's `postgresql`, which `make test` installs) on a free loopback
-    port, in a temporary folder removed afterwards: its connection as the DAGSTER_PG_* variables that
-    deploy/dagster.postgres.yaml reads. PostgreSQL refuses to run as root, so as root it runs as `postgres`.
-    A command that fails shows its stderr in the test's captured output."""
+    port, in a temporary folder removed afterwards: its `createdb` command and its connection as the
+    DAGSTER_PG_* variables that deploy/dagster.postgres.yaml reads, but the database. PostgreSQL refuses
+    to run as root, so as root it runs as `postgres`. A failing command's stderr shows in the test output."""
     initdb = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))), None)
     if initdb is None:
         pytest.skip("needs PostgreSQL's initdb and pg_ctl (Debian: apt-get install postgresql), absent here")
@@ -63,24 +67,33 @@ def postgres():
     port = free_port()
     data, options = folder / "data", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
     server = [*as_server, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log")]
-    quiet = {"check": True, "stdout": subprocess.DEVNULL}
     try:
         if as_server:
             shutil.chown(folder, "postgres")
-        subprocess.run([*as_server, initdb, "-D", data, "-U", "curation", "-A", "trust"], **quiet)
-        subprocess.run([*server, "-o", options, "-w", "start"], **quiet)
-        connection = ["-h", "127.0.0.1", "-p", str(port), "-U", "curation"]
-        subprocess.run([bin_dir / "createdb", *connection, "dagster"], **quiet)
-        yield {
-            "DAGSTER_PG_HOST": "127.0.0.1",
-            "DAGSTER_PG_PORT": str(port),
-            "DAGSTER_PG_USERNAME": "curation",
-            "DAGSTER_PG_PASSWORD": "unused-with-trust-authentication",
-            "DAGSTER_PG_DB": "dagster",
-        }
+        subprocess.run([*as_server, initdb, "-D", data, "-U", "curation", "-A", "trust"], **QUIET)
+        subprocess.run([*server, "-o", options, "-w", "start"], **QUIET)
+        createdb = [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "curation"]
+        yield (
+            createdb,
+            {
+                "DAGSTER_PG_HOST": "127.0.0.1",
+                "DAGSTER_PG_PORT": str(port),
+                "DAGSTER_PG_USERNAME": "curation",
+                "DAGSTER_PG_PASSWORD": "unused-with-trust-authentication",
+            },
+        )
     finally:
         subprocess.run([*server, "-m", "fast", "stop"], capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres(postgres_server, request) -> dict[str, str]:
+    """A database of its own on the PostgreSQL server, for one test: the DAGSTER_PG_* variables."""
+    createdb, connection = postgres_server
+    database = re.sub(r"\W", "_", request.node.name)[:60].lower()
+    subprocess.run([*createdb, database], **QUIET)
+    return {**connection, "DAGSTER_PG_DB": database}
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,11 @@ instance and the storage root. The mixtures equal the default, in-process demo's
 
 import json
 import os
+import re
 import signal
 import subprocess
+import time
+from pathlib import Path
 
 from tests.conftest import PROJECT
 from tests.e2e.conftest import BIN, curate_demo, dagster_env, query
@@ -24,6 +27,14 @@ def start_worker(name: str, env: dict[str, str], log) -> subprocess.Popen:
     )  # fmt: skip
 
 
+def wait_until_ready(log: Path, seconds: float = 120) -> None:
+    """Until each worker says it is ready in `log`, so that both can take the demo's first steps."""
+    deadline = time.monotonic() + seconds
+    while not all(re.search(rf"\b{name}@\S+ ready", log.read_text()) for name in WORKERS):
+        assert time.monotonic() < deadline, f"the workers were not ready in {seconds} s:\n{log.read_text()}"
+        time.sleep(0.5)
+
+
 def test_curate_demo_with_two_celery_workers_builds_the_mixtures_of_the_in_process_run(
     tmp_path, postgres, redis_broker, static_embedder, embedded_demo
 ):
@@ -34,9 +45,12 @@ def test_curate_demo_with_two_celery_workers_builds_the_mixtures_of_the_in_proce
         "CURATION_MODEL_CACHE": static_embedder.cache_dir,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",  # the worker command starts `celery`
     }
+    # The tables first, as README says: workers that start together on an empty database race to make them.
+    subprocess.run([BIN / "dagster", "instance", "migrate"], env=env, check=True, capture_output=True)
     with open(tmp_path / "workers.log", "w") as log:
         workers = [start_worker(name, env, log) for name in WORKERS]
         try:
+            wait_until_ready(tmp_path / "workers.log")
             result = curate_demo(env, static_embedder)
         finally:
             for worker in workers:
