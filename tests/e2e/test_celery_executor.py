@@ -2,6 +2,7 @@
 workers (Redis as broker and results backend), in processes that share nothing with the run but the
 instance and the storage root. The mixtures equal the default, in-process demo's."""
 
+import contextlib
 import json
 import os
 import re
@@ -54,7 +55,8 @@ def test_curate_demo_with_two_celery_workers_builds_the_mixtures_of_the_in_proce
             result = curate_demo(env, static_embedder)
         finally:
             for worker in workers:
-                os.killpg(worker.pid, signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):  # a worker that died already
+                    os.killpg(worker.pid, signal.SIGTERM)
                 worker.wait(timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr + (tmp_path / "workers.log").read_text()
     expected = manifests(embedded_demo[0].stdout)
