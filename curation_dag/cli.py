@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import textwrap
+import warnings
 from pathlib import Path
 
 import click
@@ -110,9 +112,6 @@ def _launched(job: str, instance: dg.DagsterInstance, partition_key: str | None)
     celery workers) can load it: its result, its events read back from the instance. The job is named
     through the module's `defs`, the pointer Dagster's own loaders use (dagster 1.13 has no public one for
     a job of a Definitions object)."""
-    import os
-    import warnings
-
     from dagster._core.definitions.reconstruct import ReconstructableRepository
 
     repository = ReconstructableRepository.for_module("curation_dag.definitions", "defs", os.getcwd())

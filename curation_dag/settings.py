@@ -37,7 +37,7 @@ class Settings:
             device=_choice(environ, "CURATION_DEVICE", default.device, get_args(Device)),
             embedder=_choice(environ, "CURATION_EMBEDDER", default.embedder, get_args(CpuBackend)),
             automation=environ.get("CURATION_AUTOMATION", "on").lower() != "off",
-            celery_broker=environ.get("CURATION_CELERY_BROKER") or None,
+            celery_broker=_broker(environ.get("CURATION_CELERY_BROKER") or None),
         )
 
 
@@ -54,3 +54,12 @@ def dagster_home() -> Path:
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".curation/dagster_home").resolve())))
     home.mkdir(parents=True, exist_ok=True)
     return home
+
+
+def _broker(url: str | None) -> str | None:
+    if url is not None and not url.startswith(("redis://", "rediss://")):
+        raise ValueError(
+            f"CURATION_CELERY_BROKER={url!r}: set it to a Redis URL such as redis://127.0.0.1:6379/0, "
+            "or leave it unset to run steps without celery"
+        )
+    return url

@@ -21,6 +21,8 @@ def test_a_celery_broker_gives_every_job_the_celery_executor():
 
     assert Settings.from_environment({}).celery_broker is None
     broker = Settings.from_environment({"CURATION_CELERY_BROKER": "redis://127.0.0.1:6379/0"}).celery_broker
+    with pytest.raises(ValueError, match="CURATION_CELERY_BROKER='127.0.0.1:6379': set it to a Redis URL"):
+        Settings.from_environment({"CURATION_CELERY_BROKER": "127.0.0.1:6379"})
     folders = {"recipes_folder": str(RECIPES), "drops_root": str(DEMO_DROPS), "storage_root": ".curation"}
     for executor, name in ((executor_for(broker), "celery"), (executor_for(None), "multi_or_in_process_executor")):
         defs = build_definitions(**folders, embedder=EmbedderResource(), executor=executor)
