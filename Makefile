@@ -2,8 +2,9 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-# The Dagster home lives under the storage root.
-export DAGSTER_HOME ?= $(abspath $(or $(CURATION_STORAGE_ROOT),.curation))/dagster_home
+# The Dagster home lives under the storage root, or under .curation where the root is a URL (object storage).
+LOCAL_ROOT := $(if $(findstring ://,$(CURATION_STORAGE_ROOT)),.curation,$(or $(CURATION_STORAGE_ROOT),.curation))
+export DAGSTER_HOME ?= $(abspath $(LOCAL_ROOT))/dagster_home
 # The instance's settings: dagster.yaml (SQLite files in DAGSTER_HOME), or deploy/dagster.postgres.yaml
 # (a PostgreSQL server named by the DAGSTER_PG_* variables; README, "Scale out").
 INSTANCE ?= dagster.yaml

@@ -27,7 +27,7 @@ def file_digest(*paths: Path) -> str:
     """A digest of files' bytes: the data version of an output, unchanged exactly when the bytes are."""
     digest = hashlib.sha256()
     for path in paths:
-        with open(path, "rb") as handle:
+        with path.open("rb") as handle:
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
     return digest.hexdigest()[:24]

@@ -19,7 +19,7 @@ class Settings:
     storage_root: str = ".curation"  # CURATION_STORAGE_ROOT: every asset's outputs (store/layout.py)
     recipes: str = "dbt_like_recipes"  # CURATION_RECIPES: sources, configs, SQL models and mixtures
     drops_root: str = "demo_data/drops"  # CURATION_DROPS_ROOT: one folder per source, one per drop below
-    model_cache: str | None = None  # CURATION_MODEL_CACHE: the embedders' files; <storage root>/models if unset
+    model_cache: str | None = None  # CURATION_MODEL_CACHE: the embedders' files; <local storage root>/models if unset
     device: Device = "auto"  # CURATION_DEVICE: auto takes a GPU when one is visible
     embedder: CpuBackend = "static"  # CURATION_EMBEDDER: every job's CPU backend (a GPU runs MiniLM)
     automation: bool = True  # CURATION_AUTOMATION=off starts the sensors and the schedule stopped
@@ -33,7 +33,7 @@ class Settings:
             storage_root=storage_root,
             recipes=environ.get("CURATION_RECIPES", default.recipes),
             drops_root=environ.get("CURATION_DROPS_ROOT", default.drops_root),
-            model_cache=environ.get("CURATION_MODEL_CACHE", os.path.join(storage_root, "models")),
+            model_cache=environ.get("CURATION_MODEL_CACHE", os.path.join(_local(storage_root), "models")),
             device=_choice(environ, "CURATION_DEVICE", default.device, get_args(Device)),
             embedder=_choice(environ, "CURATION_EMBEDDER", default.embedder, get_args(CpuBackend)),
             automation=environ.get("CURATION_AUTOMATION", "on").lower() != "off",
@@ -54,6 +54,11 @@ def dagster_home() -> Path:
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".curation/dagster_home").resolve())))
     home.mkdir(parents=True, exist_ok=True)
     return home
+
+
+def _local(storage_root: str) -> str:
+    """The storage root, or the default's local folder where the root is a URL (object storage)."""
+    return Settings.storage_root if "://" in storage_root else storage_root
 
 
 def _broker(url: str | None) -> str | None:

@@ -1,5 +1,5 @@
 """Shared fixtures: the shipped demo drops, crafted drops, a real Dagster instance, ../shared/data, a
-PostgreSQL server and a Redis server."""
+PostgreSQL server, a Redis server and an S3 server."""
 
 import glob
 import gzip
@@ -9,8 +9,10 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -117,6 +119,44 @@ def redis_broker():
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> dict[str, str]:
+    """moto's standalone S3 server (a dev dependency) on a free loopback port: the standard AWS variables
+    that point s3fs, PyArrow and Polars at it."""
+    port = free_port()
+    process = subprocess.Popen(
+        [Path(sys.executable).parent / "moto_server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        while not listening(port):
+            if process.poll() is not None:
+                pytest.fail(f"moto_server exited with status {process.returncode} before it listened")
+            time.sleep(0.05)
+        yield {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture
+def s3_root(s3_server, monkeypatch) -> str:
+    """A storage root in a new, empty bucket of the S3 server, with this process's AWS variables set to reach
+    it; `s3_server` gives the same variables to other processes."""
+    import s3fs
+
+    for name, value in s3_server.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem(skip_instance_cache=True).mkdir(bucket)
+    return f"s3://{bucket}/store"
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 import no other asset module, and one definition of each shared name."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,23 @@ def _definitions(name: str) -> list[str]:
 @pytest.mark.parametrize("name", ["_mix", "splitmix64", "mixture_folder", "CURRENT", "STAGES", "model_order"])
 def test_one_definition(name):
     assert len(_definitions(name)) <= 1, f"{name} is defined in {_definitions(name)}"
+
+
+# Reads of Parquet files and arrays that bypass store/files.py, which reads a local root directly and
+# object storage through the root's fsspec filesystem. The drops' own shards are read where they land
+# (steps/ingest/shards.py).
+DIRECT_READ = re.compile(
+    r"\b(?:pl\.(?:scan|read)_parquet|pq\.(?:ParquetFile|read_table|read_metadata|read_schema)|np\.load)\("
+)
+READERS = {"store/files.py", "steps/ingest/shards.py"}
+
+
+def test_the_storage_root_is_read_only_through_the_store():
+    direct = {
+        f"{path.relative_to(PACKAGE)}:{number}"
+        for path in modules(".")
+        if str(path.relative_to(PACKAGE)) not in READERS
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if DIRECT_READ.search(line)
+    }
+    assert not direct, f"read with store/files.py instead: {sorted(direct)}"

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 
 from curation_dag.automation.conditions import once_absorbed_by
 from curation_dag.checks.embed import UNIT_VECTORS_SPEC, check_unit_vectors
@@ -12,6 +11,7 @@ from curation_dag.partitions import drops_partitions
 from curation_dag.resources import StorageResource
 from curation_dag.resources.embedder import EmbedderResource
 from curation_dag.steps.embed.vectors import Embedded, embed_drop, kept_documents
+from curation_dag.store.files import read_parquet
 from curation_dag.store.layout import EXACT_DUPLICATES, MINHASH_SIGNATURES, NEAR_DUPLICATES, RAW_DOCUMENTS
 from curation_dag.store.ledger import Ledger
 
@@ -42,7 +42,7 @@ def embeddings(
     out = layout.embeddings(key, embedder.model_id)
     earlier = storage.layout.embeddings_files(embedder.model_id)  # this drop's last run included
     embedded = embed_drop(documents, earlier, embedder.encode, embedder.dimension, out)
-    written = pl.read_parquet(out)
+    written = read_parquet(out)
     return dg.MaterializeResult(
         metadata=_metadata(written.height, embedded, embedder, out),
         data_version=dg.DataVersion(file_digest(out)),

@@ -20,6 +20,7 @@ from curation_dag.steps.ingest.drops import DropNameError
 from curation_dag.steps.ingest.reasons import Reason
 from curation_dag.steps.recipes.files import RecipeError
 from curation_dag.steps.takedowns import removal as takedowns
+from curation_dag.store.files import scan_parquet
 from curation_dag.store.layout import RAW_DOCUMENTS
 
 PREVIEW_ROWS = 5
@@ -102,5 +103,5 @@ def _meaning(reason: str) -> str:
 
 
 def _preview(documents: Path) -> str:
-    head = pl.scan_parquet(documents).head(PREVIEW_ROWS).select("doc_id", "n_chars", "text").collect()
+    head = scan_parquet(documents).head(PREVIEW_ROWS).select("doc_id", "n_chars", "text").collect()
     return markdown_table(head.with_columns(pl.col("text").str.slice(0, 80)))

@@ -22,6 +22,7 @@ from curation_dag.steps.quality.rules import (
 )
 from curation_dag.steps.quality.scores import absorb_scores, write_complexity
 from curation_dag.steps.semantic.absorb import fit_id
+from curation_dag.store.files import scan_parquet
 from curation_dag.store.layout import QUALITY_SCORES, QUALITY_SIGNALS, RAW_DOCUMENTS, SEMANTIC_CLUSTERS
 from curation_dag.store.ledger import Ledger, exclusive, write_parquet
 
@@ -114,7 +115,7 @@ def _failing_examples(signals: pl.DataFrame, documents: Path, rules: tuple[Rule,
         rows, schema={"rule": pl.String, "passes": pl.String, "doc_id": pl.String, "value": pl.Float64}
     )
     openings = (
-        pl.scan_parquet(documents)
+        scan_parquet(documents)
         .filter(pl.col("doc_id").is_in(examples["doc_id"].implode()))
         .select("doc_id", opening=pl.col("text").str.slice(0, 80))
         .collect()
@@ -127,6 +128,7 @@ def _failing_examples(signals: pl.DataFrame, documents: Path, rules: tuple[Rule,
     group_name="quality",
     kinds={"polars", "parquet"},
     code_version="1",
+    pool="quality_state",
     automation_condition=on_new_data(),
     check_specs=SCORES_SPECS,
 )

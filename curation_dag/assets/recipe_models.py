@@ -3,8 +3,6 @@
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
-import pyarrow.parquet as pq
 
 from curation_dag.automation.conditions import on_new_data
 from curation_dag.checks.sql import sql_check
@@ -20,6 +18,7 @@ from curation_dag.steps.recipes.models import (
     run_model,
 )
 from curation_dag.steps.recipes.sandbox import DUCKDB_POOL
+from curation_dag.store.files import parquet_file, scan_parquet
 from curation_dag.store.layout import TAKEDOWNS
 
 PREVIEW_ROWS = 5
@@ -56,16 +55,16 @@ def _model_asset(model: RecipeModel) -> dg.AssetsDefinition:
             raise dg.Failure(description=str(error)) from None
         return dg.MaterializeResult(
             metadata={
-                "dagster/row_count": pq.read_metadata(output).num_rows,
+                "dagster/row_count": parquet_file(output).metadata.num_rows,
                 "dagster/column_schema": dg.TableSchema(
                     columns=[
                         dg.TableColumn(
                             field.name, str(field.type), description=model.column_descriptions.get(field.name)
                         )
-                        for field in pq.read_schema(output)
+                        for field in parquet_file(output).schema_arrow
                     ]
                 ),
-                "preview": dg.MetadataValue.md(markdown_table(pl.read_parquet(output, n_rows=PREVIEW_ROWS))),
+                "preview": dg.MetadataValue.md(markdown_table(scan_parquet(output).head(PREVIEW_ROWS).collect())),
                 "sql": dg.MetadataValue.md(f"```sql\n{model.sql.strip()}\n```"),
                 "recipe": dg.MetadataValue.path(str(model.path)),
                 "output": dg.MetadataValue.path(str(output)),

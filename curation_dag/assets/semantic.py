@@ -27,6 +27,7 @@ from curation_dag.steps.semantic.absorb import (
     read_vectors,
 )
 from curation_dag.steps.semantic.config import SemDeDupConfig
+from curation_dag.store.files import read_parquet
 from curation_dag.store.layout import EMBEDDINGS, SEMANTIC_CLUSTERS, SEMANTIC_DUPLICATES
 from curation_dag.store.ledger import Ledger, exclusive
 
@@ -58,7 +59,7 @@ def _transformer(storage: StorageResource, embedder: EmbedderResource) -> Transf
     layout = storage.layout
 
     def texts_of(key: str, doc_ids: list[str]) -> pl.DataFrame:
-        documents = pl.read_parquet(layout.documents(key), columns=["doc_id", "content_hash", "text"])
+        documents = read_parquet(layout.documents(key), columns=["doc_id", "content_hash", "text"])
         return documents.filter(pl.col("doc_id").is_in(doc_ids))
 
     def vectors_of(key: str, documents: pl.DataFrame) -> np.ndarray:

@@ -7,10 +7,10 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from curation_dag.checks.expectations import Expectation, ExpectationSuite
 from curation_dag.steps.ingest.documents import DOCUMENTS_SCHEMA
+from curation_dag.store.files import parquet_file
 
 ACCOUNTING = "every_input_row_accounted_for"
 
@@ -38,8 +38,8 @@ def accounting_spec(asset: str) -> dg.AssetCheckSpec:
 
 def check_accounting(asset: str, input_rows: int, documents: Path, quarantine: Path) -> dg.AssetCheckResult:
     """Compare the rows the readers saw with the rows that landed in the two output files."""
-    accepted = pq.ParquetFile(documents).metadata.num_rows
-    quarantined = pq.ParquetFile(quarantine).metadata.num_rows
+    accepted = parquet_file(documents).metadata.num_rows
+    quarantined = parquet_file(quarantine).metadata.num_rows
     return dg.AssetCheckResult(
         asset_key=asset,
         check_name=ACCOUNTING,
@@ -51,7 +51,7 @@ def check_accounting(asset: str, input_rows: int, documents: Path, quarantine: P
 def check_expectations(asset: str, documents: Path) -> dg.AssetCheckResult:
     """Validate the written file. The frame keeps every column, but `text` holds each text's length
     in characters, measured from the file batch by batch, so memory stays bounded by a batch."""
-    shard = pq.ParquetFile(documents)
+    shard = parquet_file(documents)
     lengths = [pc.utf8_length(batch["text"]).cast(pa.int64()) for batch in shard.iter_batches(columns=["text"])]
     frame = shard.read(columns=[name for name in shard.schema_arrow.names if name != "text"]).to_pandas()
     if "text" in shard.schema_arrow.names:

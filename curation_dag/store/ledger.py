@@ -15,6 +15,7 @@ from typing import TypedDict
 import polars as pl
 
 from curation_dag.store.atomic import atomic_path, checked_parquet
+from curation_dag.store.files import is_local, scan_parquet
 
 LEDGER = "ledger.json"
 
@@ -30,7 +31,7 @@ class Ledger:
     """The drops an incremental asset has absorbed, in order; the commit point of each absorb."""
 
     def __init__(self, folder: Path):
-        self.folder = Path(folder)
+        self.folder = folder
         path = self.folder / LEDGER
         self.drops: list[Entry] = json.loads(path.read_text())["drops"] if path.exists() else []
 
@@ -82,12 +83,16 @@ class Ledger:
 
     def scan_decisions(self) -> pl.LazyFrame | None:
         paths = self.decision_files()
-        return pl.scan_parquet(paths) if paths else None
+        return scan_parquet(paths) if paths else None
 
 
 @contextlib.contextmanager
 def exclusive(folder: Path) -> Iterator[None]:
-    """Hold the folder's lock: two runs absorbing at once would both append the same drop."""
+    """Hold the folder's lock: two runs absorbing at once would both append the same drop. Object storage
+    has no locks: there the asset's Dagster pool (one step at a time, dagster.yaml) keeps a second run out."""
+    if not is_local(folder):
+        yield
+        return
     Path(folder).mkdir(parents=True, exist_ok=True)
     with open(Path(folder) / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -1,6 +1,6 @@
 """The distributed executor: `curate demo` on the PostgreSQL instance with its steps run by two celery
 workers (Redis as broker and results backend), in processes that share nothing with the run but the
-instance and the storage root. The mixtures equal the default, in-process demo's."""
+instance and the storage root, in an S3 bucket. The mixtures equal the default, in-process demo's."""
 
 import contextlib
 import json
@@ -10,6 +10,8 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+
+from upath import UPath
 
 from tests.conftest import PROJECT
 from tests.e2e.conftest import BIN, curate_demo, dagster_env, query
@@ -36,12 +38,14 @@ def wait_until_ready(log: Path, seconds: float = 120) -> None:
         time.sleep(0.5)
 
 
-def test_curate_demo_with_two_celery_workers_builds_the_mixtures_of_the_in_process_run(
-    tmp_path, postgres, redis_broker, static_embedder, embedded_demo
+def test_curate_demo_with_two_celery_workers_and_object_storage_builds_the_mixtures_of_the_in_process_run(
+    tmp_path, postgres, redis_broker, s3_server, s3_root, static_embedder, embedded_demo
 ):
     env = {
         **dagster_env(tmp_path, POSTGRES_INSTANCE),
         **postgres,
+        **s3_server,
+        "CURATION_STORAGE_ROOT": s3_root,
         "CURATION_CELERY_BROKER": redis_broker,
         "CURATION_MODEL_CACHE": static_embedder.cache_dir,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",  # the worker command starts `celery`
@@ -61,6 +65,14 @@ def test_curate_demo_with_two_celery_workers_builds_the_mixtures_of_the_in_proce
     assert result.returncode == 0, result.stdout + result.stderr + (tmp_path / "workers.log").read_text()
     expected = manifests(embedded_demo[0].stdout)
     assert len(expected) == 4 and manifests(result.stdout) == expected
+    mixtures = UPath(s3_root) / "mixtures"
+    assert sorted(p.name for p in mixtures.iterdir()) == [
+        "code_long_files",
+        "d4_pruned",
+        "plain_dedup",
+        "quality_filtered",
+    ]
+    assert not (tmp_path / "store").exists()  # every output went to the bucket
 
     # Each step says which worker ran it: both did, and no step ran in the demo's own process.
     events, [(steps,)] = query(

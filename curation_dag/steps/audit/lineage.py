@@ -10,11 +10,13 @@ import json
 from pathlib import Path
 
 import polars as pl
+from upath import UPath
 
 from curation_dag.steps.mixtures.selection import FUNNEL
 from curation_dag.steps.quality.rules import Rule, rule_sets
 from curation_dag.steps.takedowns import removal as takedowns
 from curation_dag.store import layout
+from curation_dag.store.files import read_parquet, scan_parquet
 from curation_dag.store.layout import CANDIDATES, DECISIONS, MANIFEST, RUN, SUMMARY, Layout
 from curation_dag.store.ledger import Ledger
 
@@ -62,7 +64,7 @@ def materializations(storage_root: str | Path, name: str) -> list[str]:
 def _row(files: list, doc_id: str, column: str = "doc_id") -> dict | None:
     if not files:
         return None
-    found = pl.scan_parquet(files).filter(pl.col(column) == doc_id).collect()
+    found = scan_parquet(files).filter(pl.col(column) == doc_id).collect()
     return found.row(0, named=True) if found.height else None
 
 
@@ -85,7 +87,7 @@ def explain(storage_root: str | Path, doc_id: str, rules: tuple[Rule, ...], mixt
     (and the matched document's provenance), and a mixture's verdict. With a mixture, the facts are
     those recorded when it was built; without, the pipeline's current ledgers. The quality decisions
     name the bounds of `rules`, the configured quality rules."""
-    root = Path(storage_root)
+    root = UPath(storage_root)
     facts: dict = {"doc_id": doc_id, "provenance": provenance(root, doc_id)}
     if taken := takedowns.log_of(root).entry_for(doc_id):
         facts["taken_down"] = {key: taken[key] for key in ("takedown", "requested_at", "requested_by", "reason")}
@@ -186,8 +188,8 @@ def _read_json(path: Path) -> dict:
 def audit(mixture: Path) -> dict:
     """What a mixture is made of and what made it."""
     run, summary = _read_json(mixture / RUN), _read_json(mixture / SUMMARY)
-    manifest = pl.read_parquet(mixture / MANIFEST)
-    decisions = pl.read_parquet(mixture / DECISIONS)
+    manifest = read_parquet(mixture / MANIFEST)
+    decisions = read_parquet(mixture / DECISIONS)
     tokens = manifest.with_columns(total=pl.col("tokens") * pl.col("repeats"))
     funnel = (
         decisions.with_columns(pl.col("stage").fill_null("kept"))
@@ -232,9 +234,9 @@ def audit(mixture: Path) -> dict:
 def diff(before: Path, after: Path) -> dict:
     """Documents and tokens added and removed from `before` to `after`: added ones grouped by source
     and cluster, removed ones by the reason `after` gives, by source and by cluster."""
-    old = pl.read_parquet(before / MANIFEST).with_columns(total=pl.col("tokens") * pl.col("repeats"))
-    new = pl.read_parquet(after / MANIFEST).with_columns(total=pl.col("tokens") * pl.col("repeats"))
-    verdicts = pl.read_parquet(after / DECISIONS).select("doc_id", "stage", "reason")
+    old = read_parquet(before / MANIFEST).with_columns(total=pl.col("tokens") * pl.col("repeats"))
+    new = read_parquet(after / MANIFEST).with_columns(total=pl.col("tokens") * pl.col("repeats"))
+    verdicts = read_parquet(after / DECISIONS).select("doc_id", "stage", "reason")
     added = new.join(old, on="doc_id", how="anti")
     removed = old.join(new, on="doc_id", how="anti").join(verdicts, on="doc_id", how="left")
     taken_down = takedowns.log_of(Layout.of_materialization(after).root).removed()

@@ -18,6 +18,7 @@ import polars as pl
 from curation_dag.steps.dedup.minhash import MinHashConfig, estimated_jaccard, read_signatures
 from curation_dag.steps.dedup.resolve import pairs_with_earlier, pairs_within, resolve
 from curation_dag.store.atomic import atomic_path
+from curation_dag.store.files import load_array, read_parquet, scan_parquet
 from curation_dag.store.ledger import Entry, Ledger, write_parquet
 
 # An ordinal orders every document by arrival: the drop's absorption index, then its row in the drop.
@@ -142,7 +143,7 @@ def absorb_near(
     earlier = pl.DataFrame(schema={"member": pl.Int64, "ordinal": pl.Int64, "root": pl.Int64})
     if ledger.drops:
         bands = [_state(folder, e["prefix"]) / "bands.parquet" for e in ledger.drops]
-        candidates = pairs_with_earlier(band_keys, pl.scan_parquet(bands))
+        candidates = pairs_with_earlier(band_keys, scan_parquet(bands))
         if candidates.height:
             members, others = candidates["member"].to_numpy(), candidates["ordinal"].to_numpy()
             verified = estimated_jaccard(signatures[members], _rows(folder, others, "signatures")) >= threshold
@@ -191,7 +192,7 @@ def absorb_exact_drops(
     raw_documents file. Returns the decisions of each."""
     absorbed = []
     for key in keys:
-        documents = pl.read_parquet(documents_of(key), columns=["doc_id", "source", "content_hash"])
+        documents = read_parquet(documents_of(key), columns=["doc_id", "source", "content_hash"])
         absorbed.append(absorb_exact(folder, key, documents))
         log(f"absorbed {key}: {absorbed[-1]['duplicate_of'].is_not_null().sum()} exact duplicates")
     return absorbed
@@ -217,7 +218,7 @@ def absorb_near_drops(
         if entry["key"] not in signed:
             log(f"drop {entry['key']} has no minhash_signatures: it and every later drop wait")
             break
-        kept = pl.read_parquet(exact.committed(entry["key"])).filter(pl.col("duplicate_of").is_null())
+        kept = read_parquet(exact.committed(entry["key"])).filter(pl.col("duplicate_of").is_null())
         signed_docs, signatures, band_keys = read_signatures(signatures_of(entry["key"]), kept["doc_id"])
         eligible = (signed_docs["n_shingles"] > 0).to_numpy()
         documents = kept.filter(pl.Series(eligible)).select("doc_id", "ordinal", "source")
@@ -237,7 +238,7 @@ def absorb_near_drops(
 
 
 def _state(folder: Path, prefix: int) -> Path:
-    return Path(folder) / "state" / f"{prefix:06d}"
+    return folder / "state" / f"{prefix:06d}"
 
 
 def _rows(folder: Path, wanted: np.ndarray, name: str) -> np.ndarray:
@@ -246,11 +247,11 @@ def _rows(folder: Path, wanted: np.ndarray, name: str) -> np.ndarray:
     result = None
     for prefix in np.unique(prefixes):
         state = _state(folder, int(prefix))
-        values = np.load(state / f"{name}.npy", mmap_mode="r")
+        values = load_array(state / f"{name}.npy", mmap=True)
         picked = prefixes == prefix
         if result is None:
             result = np.empty((len(wanted), *values.shape[1:]), dtype=values.dtype)
-        result[picked] = values[np.searchsorted(np.load(state / "ordinals.npy"), wanted[picked])]
+        result[picked] = values[np.searchsorted(load_array(state / "ordinals.npy"), wanted[picked])]
     return result
 
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from curation_dag.steps.hashing import splitmix64
 from curation_dag.store.atomic import atomic_path
+from curation_dag.store.files import parquet_file
 
 # An empty bin before densification; real bin values are < 2**32.
 _EMPTY = np.uint64(1 << 32)
@@ -296,7 +297,7 @@ def sign_file(documents: Path, out: Path, config: MinHashConfig, batch_bytes: in
     )
     count = 0
     with atomic_path(out) as temporary, pq.ParquetWriter(temporary, schema, compression="zstd") as writer:
-        for batch in pq.ParquetFile(documents).iter_batches(batch_size=1024, columns=["doc_id", "text"]):
+        for batch in parquet_file(documents).iter_batches(batch_size=1024, columns=["doc_id", "text"]):
             frame = pl.from_arrow(batch)
             for start, end in _slices(frame["text"].str.len_bytes().to_list(), batch_bytes):
                 signatures, counts = sign(frame["text"][start:end], config)
@@ -335,7 +336,7 @@ def _slices(sizes: list[int], budget: int) -> list[tuple[int, int]]:
 
 def read_signatures(path: Path, doc_ids: pl.Series | None = None) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
     """(doc_id and n_shingles, signatures, band keys) of a `sign_file` output, in `doc_ids` order if given."""
-    table = pq.read_table(path)
+    table = parquet_file(path).read()
     frame = pl.from_arrow(table.select(["doc_id", "n_shingles"]))
     signatures = _matrix(table["signature"])
     keys = _matrix(table["band_keys"])

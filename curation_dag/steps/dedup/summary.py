@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
+from curation_dag.store.files import scan_parquet
 from curation_dag.store.ledger import Ledger
 
 RATES = {"documents": pl.Int64, "duplicates": pl.Int64, "rate": pl.Float64}
@@ -49,7 +50,7 @@ def largest_groups(decisions: list[str], documents_of: Callable[[str], Path], co
     """The `count` kept documents with the most duplicates, with the start of their text; `documents_of`
     names a drop's raw_documents file."""
     groups = (
-        pl.scan_parquet(decisions)
+        scan_parquet(decisions)
         .filter(pl.col("duplicate_of").is_not_null())
         .group_by("duplicate_of", "duplicate_of_drop")
         .agg(pl.len().alias("duplicates"))
@@ -59,6 +60,6 @@ def largest_groups(decisions: list[str], documents_of: Callable[[str], Path], co
     )
     previews = []
     for doc_id, drop in groups.select("duplicate_of", "duplicate_of_drop").iter_rows():
-        text = pl.scan_parquet(documents_of(drop)).filter(pl.col("doc_id") == doc_id).select("text").collect()
+        text = scan_parquet(documents_of(drop)).filter(pl.col("doc_id") == doc_id).select("text").collect()
         previews.append(text["text"][0][:100] if text.height else "")
     return groups.select("duplicate_of", "duplicates").with_columns(pl.Series("preview", previews, dtype=pl.String))

@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from curation_dag.store.atomic import atomic_path
+from curation_dag.store.files import read_parquet, scan_parquet
 
 
 @dataclass
@@ -25,8 +26,8 @@ class Embedded:
 def kept_documents(near_decisions: Path, documents: Path) -> pl.DataFrame:
     """`doc_id`, `content_hash` and `text` of a drop's documents that near dedup kept (exact dedup's
     duplicates never reach near dedup), in the order of the documents file."""
-    kept = pl.read_parquet(near_decisions).filter(pl.col("duplicate_of").is_null()).select("doc_id")
-    return pl.read_parquet(documents, columns=["doc_id", "content_hash", "text"]).join(kept, on="doc_id")
+    kept = read_parquet(near_decisions).filter(pl.col("duplicate_of").is_null()).select("doc_id")
+    return read_parquet(documents, columns=["doc_id", "content_hash", "text"]).join(kept, on="doc_id")
 
 
 def embed_drop(
@@ -67,7 +68,7 @@ def _cached_vectors(files: list[Path], hashes: pl.Series, vector: pl.DataType) -
     if not files:
         return pl.DataFrame(schema={"content_hash": pl.String, "vector": vector})
     wanted = hashes.unique().implode()
-    found = pl.scan_parquet(files).filter(pl.col("content_hash").is_in(wanted)).select("content_hash", "vector")
+    found = scan_parquet(files).filter(pl.col("content_hash").is_in(wanted)).select("content_hash", "vector")
     return found.collect().unique("content_hash").with_columns(pl.col("vector").cast(vector))
 
 

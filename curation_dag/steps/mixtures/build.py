@@ -27,6 +27,7 @@ from curation_dag.steps.mixtures.selection import (
 )
 from curation_dag.steps.quality.rules import Rule
 from curation_dag.store.atomic import atomic_path, checked_parquet
+from curation_dag.store.files import read_parquet, scan_parquet
 from curation_dag.store.layout import (
     CANDIDATES,
     DECISIONS,
@@ -71,7 +72,7 @@ def build_mixture(
     pool or spec that cannot be used, before anything is written."""
     candidates = read_candidates(layout, pool, spec_path)
     complexity_file = layout.cluster_complexity()
-    complexity = pl.read_parquet(complexity_file) if complexity_file.is_file() else None
+    complexity = read_parquet(complexity_file) if complexity_file.is_file() else None
     decisions = decide(spec, candidates, rules, complexity)
 
     survivors = candidates.filter(decisions["stage"].is_null()).select("doc_id", "source")
@@ -102,13 +103,13 @@ def build_mixture(
 def read_candidates(layout: Layout, pool: str, spec_path: Path) -> pl.DataFrame:
     """The pool's rows, each doc_id once, with every quality signal the pool lacks, from quality_scores."""
     path = checked_parquet(layout.recipe_model(pool), f"Materialize {pool} again to rewrite it.")
-    candidates = pl.read_parquet(path)
+    candidates = read_parquet(path)
     if candidates["doc_id"].n_unique() != candidates.height:
         raise ValueError(f"{spec_path}: pool {pool} has repeated doc_ids; a candidate pool lists each once")
     ledger = Ledger(layout.asset(QUALITY_SCORES))
     if not ledger.drops:
         return candidates
-    scores = pl.scan_parquet(ledger.decision_files())
+    scores = scan_parquet(ledger.decision_files())
     missing = [c for c in scores.collect_schema().names() if c not in candidates.columns]
     return candidates.join(scores.select("doc_id", *missing).collect(), on="doc_id", how="left", maintain_order="left")
 
@@ -122,7 +123,7 @@ def count_tokens(layout: Layout, doc_ids: pl.Series, tokenizer: str) -> tuple[pl
     known = sorted(folder.glob("*.parquet"))
     wanted = hashes["content_hash"].unique().implode()
     counted = (
-        pl.scan_parquet(known).filter(pl.col("content_hash").is_in(wanted)).collect()
+        scan_parquet(known).filter(pl.col("content_hash").is_in(wanted)).collect()
         if known
         else pl.DataFrame(schema={"content_hash": pl.String, "tokens": pl.Int64})
     )
@@ -250,7 +251,7 @@ def _raw_documents(layout: Layout, doc_ids: pl.Series, columns: list[str]) -> pl
     recovery = f"Materialize {RAW_DOCUMENTS} for that drop again to rewrite it."
     files = [str(checked_parquet(path, recovery)) for path in layout.per_drop_files(RAW_DOCUMENTS)]
     wanted = doc_ids.implode()
-    return pl.scan_parquet(files).filter(pl.col("doc_id").is_in(wanted)).select("doc_id", *columns).collect()
+    return scan_parquet(files).filter(pl.col("doc_id").is_in(wanted)).select("doc_id", *columns).collect()
 
 
 def _write(frame: pl.DataFrame, path: Path) -> None:

@@ -20,11 +20,13 @@ import jinja2
 import numpy as np
 import polars as pl
 from markupsafe import Markup
+from upath import UPath
 
 from curation_dag.metadata import markdown_table
 from curation_dag.steps.mixtures.selection import FUNNEL
 from curation_dag.steps.quality.rules import Rule
 from curation_dag.store.atomic import atomic_path
+from curation_dag.store.files import read_parquet, scan_parquet
 from curation_dag.store.layout import CANDIDATES, CURRENT, DECISIONS, MANIFEST, MIXTURES, REPORT, RUN, SUMMARY
 
 if TYPE_CHECKING:
@@ -112,7 +114,7 @@ class _Audit:
 
 
 def _load(folder: Path) -> _Audit:
-    folder = Path(folder)
+    folder = UPath(folder)
     required = (SUMMARY, MANIFEST, DECISIONS)
     missing = [name for name in required if not (folder / name).is_file()]
     if missing:
@@ -122,16 +124,16 @@ def _load(folder: Path) -> _Audit:
         )
     candidates = None
     if (folder / CANDIDATES).is_file():
-        available = pl.scan_parquet(folder / CANDIDATES).collect_schema().names()
+        available = scan_parquet(folder / CANDIDATES).collect_schema().names()
         wanted = [c for c in ("doc_id", "cluster", *KEY_SIGNALS) if c in available]
-        candidates = pl.read_parquet(folder / CANDIDATES, columns=wanted)
+        candidates = read_parquet(folder / CANDIDATES, columns=wanted)
     run_file = folder / RUN
     return _Audit(
         folder=folder,
         summary=json.loads((folder / SUMMARY).read_text()),
         run=json.loads(run_file.read_text()) if run_file.is_file() else {},
-        manifest=pl.read_parquet(folder / MANIFEST),
-        decisions=pl.read_parquet(folder / DECISIONS),
+        manifest=read_parquet(folder / MANIFEST),
+        decisions=read_parquet(folder / DECISIONS),
         candidates=candidates,
     )
 

@@ -21,9 +21,9 @@ from importlib import resources
 from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from curation_dag.steps.quality.config import QualityConfig
+from curation_dag.store.files import parquet_file
 
 WORD = (
     r"\.{2,}|-{2,}|(?:\p{L}\.){2,}|\p{N}+(?:[.,/:]\p{N}+)+|\p{L}+-\p{N}[\p{L}\p{N}]*"
@@ -435,7 +435,7 @@ def assess(texts: pl.Series, rules: tuple[Rule, ...] = RULES) -> pl.DataFrame:
 def assess_file(documents: Path, rules: tuple[Rule, ...] = RULES) -> pl.DataFrame:
     """`assess` of every text of a documents file, batch by batch, with its `doc_id`, in file order."""
     parts = []
-    for batch in pq.ParquetFile(documents).iter_batches(BATCH, columns=["doc_id", "text"]):
+    for batch in parquet_file(documents).iter_batches(BATCH, columns=["doc_id", "text"]):
         frame = pl.from_arrow(batch)
         parts.append(pl.concat([frame.select("doc_id"), assess(frame["text"], rules)], how="horizontal"))
     return pl.concat(parts)

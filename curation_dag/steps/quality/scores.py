@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from curation_dag.steps.quality.pruning import cluster_complexity
+from curation_dag.store.files import load_array, read_parquet
 from curation_dag.store.ledger import Entry, Ledger, write_parquet
 
 
@@ -26,8 +26,8 @@ def absorb_scores(
     """Score each drop of `keys` (signals and clusters both absorbed) and commit it with the fit and the
     thresholds' digest its scores depend on."""
     for key in keys:
-        signals = pl.read_parquet(signals_of(key))
-        assigned = pl.read_parquet(clusters.committed(key), columns=["doc_id", "cluster", "distance"])
+        signals = read_parquet(signals_of(key))
+        assigned = read_parquet(clusters.committed(key), columns=["doc_id", "cluster", "distance"])
         scores = signals.join(assigned, on="doc_id", how="left", maintain_order="left").select(
             "doc_id",
             pl.lit(key).alias("drop"),
@@ -45,7 +45,7 @@ def write_complexity(scored: pl.DataFrame, centroids: Path, out: Path) -> pl.Dat
     """Every cluster's complexity over the clustered documents of `scored`, written to `out`."""
     complexity = cluster_complexity(
         scored.filter(pl.col("cluster").is_not_null()).select("doc_id", "cluster", distance="prototypicality"),
-        np.load(centroids),
+        load_array(centroids),
     )
     write_parquet(complexity, out)
     return complexity

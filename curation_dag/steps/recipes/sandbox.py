@@ -4,7 +4,9 @@ Recipe SQL (models, their `expression` tests, mixture `filters.sql`) is written 
 this code, so it runs with DuckDB's file system access turned off (`enable_external_access`) after
 the input views exist, `allowed_paths` listing exactly their Parquet files, and the configuration
 locked, so that no statement can turn it back on. Reading another file (`read_text('/etc/passwd')`),
-writing one (`COPY ... TO`), `ATTACH` and `INSTALL` then fail with DuckDB's permission error.
+writing one (`COPY ... TO`), `ATTACH` and `INSTALL` then fail with DuckDB's permission error. Files
+on object storage are registered as Arrow datasets (store/files.py), which DuckDB reads without any
+file system access of its own.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from typing import Any
 
 import duckdb
 import polars as pl
+from upath import UPath
+
+from curation_dag.store.files import dataset, is_local
 
 Table = pl.DataFrame | str | list[str]
 # DuckDB may take 80% of the machine's memory per connection: whatever runs recipe SQL (recipe models,
@@ -36,6 +41,9 @@ def sandboxed(tables: Mapping[str, Table], writable: list[str | Path] = ()):
                 connection.register(name, table.to_arrow())
                 continue
             paths = [table] if isinstance(table, str) else list(table)
+            if not all(map(is_local, map(UPath, paths))):  # object storage: read as Arrow, through fsspec
+                connection.register(name, dataset([UPath(path) for path in paths]))
+                continue
             files += paths
             connection.execute(
                 f"CREATE VIEW {identifier(name)} AS SELECT * FROM read_parquet({literal(paths)}, union_by_name=true)"

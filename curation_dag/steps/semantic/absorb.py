@@ -21,6 +21,7 @@ from curation_dag.steps.quality.rules import languages
 from curation_dag.steps.semantic.config import KMeansConfig, SemDeDupConfig
 from curation_dag.steps.semantic.semdedup import assign, candidates, find_semantic_duplicates, fit_centroids
 from curation_dag.store.atomic import atomic_path
+from curation_dag.store.files import load_array, read_parquet, scan_parquet
 from curation_dag.store.layout import Layout
 from curation_dag.store.ledger import Entry, Ledger, write_parquet
 
@@ -47,7 +48,7 @@ class FitError(ValueError):
 
 def read_vectors(path: Path) -> Vectors:
     """A drop's vectors file: its `doc_id` column, and its vectors as a float32 matrix."""
-    frame = pl.read_parquet(path)
+    frame = read_parquet(path)
     return frame.select("doc_id"), frame["vector"].to_numpy().reshape(frame.height, -1).astype(np.float32)
 
 
@@ -100,7 +101,7 @@ def absorb_clusters(
             f"the semantic settings or the model changed since the clusters were fitted ({layout.fit()}). "
             "Refit on every drop: launch recuration_job with semantic_clusters' config refit: always"
         )
-    centroids = np.load(layout.centroids())
+    centroids = load_array(layout.centroids())
     fitted = fit_id(layout.centroids())
     assigned = 0
     for key, (documents, vectors) in loaded.items():
@@ -114,7 +115,7 @@ def absorb_clusters(
         [{"drop": e["key"], "beyond_p95": e["beyond_p95"]} for e in ledger.drops if e["key"] in loaded]
     )
     drift = drift if drift.height else pl.DataFrame({"drop": [], "beyond_p95": []})
-    everything = pl.scan_parquet(ledger.decision_files()).collect() if ledger.drops else pl.DataFrame()
+    everything = scan_parquet(ledger.decision_files()).collect() if ledger.drops else pl.DataFrame()
     sizes = everything.group_by("cluster").len().sort("len", descending=True) if everything.height else pl.DataFrame()
     giant = (
         sizes.filter(pl.col("len") > GIANT_FACTOR * everything.height / fit["k"])["cluster"].to_list()
@@ -197,7 +198,7 @@ def absorb_semantic_duplicates(
     ledger.reset_unless(fit=fitted, semdedup=settings.model_dump())
     kept = _Kept()
     for entry in ledger.drops:
-        decided = pl.read_parquet(ledger.committed(entry["key"])).filter(
+        decided = read_parquet(ledger.committed(entry["key"])).filter(
             pl.col("semantic_duplicate_of").is_null() & pl.col("not_judged").is_null()
         )
         documents, vectors = vectors_of(entry["key"])
@@ -206,7 +207,7 @@ def absorb_semantic_duplicates(
     new = []
     for entry in clusters.drops[len(ledger.drops) :]:
         key = entry["key"]
-        assigned = pl.read_parquet(clusters.committed(key))
+        assigned = read_parquet(clusters.committed(key))
         decisions = _judge(key, assigned, vectors_of(key), kept, transformer, settings)
         write_parquet(decisions, ledger.decision_file(key))
         counts = duplicate_counts(decisions, "semantic_duplicate_of")

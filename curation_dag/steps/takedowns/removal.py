@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ import pyarrow.parquet as pq
 
 from curation_dag.steps.ingest.documents import QUARANTINE_SCHEMA
 from curation_dag.store.atomic import atomic_path
+from curation_dag.store.files import parquet_file, read_parquet, scan_parquet
 from curation_dag.store.layout import (
     EXACT_DUPLICATES,
     NEAR_DUPLICATES,
@@ -65,7 +65,8 @@ class Removed:
 
 
 class TakedownLog:
-    """The takedown log (`Layout.takedown_log`), one takedown a line, appended under a lock and never rewritten."""
+    """The takedown log (`Layout.takedown_log`), one takedown a line, each added under a lock (on a local
+    root) by writing the log again atomically, earlier lines unchanged."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -105,10 +106,10 @@ class TakedownLog:
             "asked": asked,
             "documents": documents.select(PROVENANCE).to_dicts(),
         }
-        with exclusive(self.path.parent), open(self.path, "a") as log:
-            log.write(json.dumps(entry) + "\n")
-            log.flush()
-            os.fsync(log.fileno())
+        with exclusive(self.path.parent):  # object storage has no append: the log is written again, whole
+            earlier = self.path.read_bytes() if self.path.is_file() else b""
+            with atomic_path(self.path) as temporary:
+                temporary.write_bytes(earlier + (json.dumps(entry) + "\n").encode())
         return entry
 
 
@@ -123,7 +124,7 @@ def select(documents: list[Path], doc_ids: list[str], content_hashes: list[str],
         | pl.concat_str("source", pl.lit("/"), "drop_id").is_in(pl.Series(drops, dtype=pl.String).implode())
     )
     found = (
-        pl.scan_parquet([str(p) for p in documents]).filter(wanted).select(PROVENANCE).collect().sort("doc_id")
+        scan_parquet(documents).filter(wanted).select(PROVENANCE).collect().sort("doc_id")
         if documents
         else pl.DataFrame(schema=dict.fromkeys(PROVENANCE, pl.String))
     )
@@ -143,7 +144,7 @@ def purge_documents(documents: Path, quarantine: Path, removed: Removed, detail:
     if not removed or not documents.is_file():
         return 0
     taken = (
-        pl.scan_parquet(documents)
+        scan_parquet(documents)
         .filter(removed.mask(pl.col("doc_id"), pl.col("content_hash")))
         .select("doc_id", "source", "drop_id", "shard", "row")
         .collect()
@@ -151,7 +152,7 @@ def purge_documents(documents: Path, quarantine: Path, removed: Removed, detail:
     if not taken.height:
         return 0
     gone = pa.array(taken["doc_id"].to_list(), pa.string())
-    source = pq.ParquetFile(documents)
+    source = parquet_file(documents)
     with (
         atomic_path(documents) as temporary,
         pq.ParquetWriter(temporary, source.schema_arrow, compression="zstd") as out,
@@ -167,7 +168,7 @@ def purge_documents(documents: Path, quarantine: Path, removed: Removed, detail:
         detail=pl.lit(detail),
         excerpt=pl.lit(""),
     ).to_arrow()
-    earlier = pq.read_table(quarantine) if quarantine.is_file() else QUARANTINE_SCHEMA.empty_table()
+    earlier = parquet_file(quarantine).read() if quarantine.is_file() else QUARANTINE_SCHEMA.empty_table()
     with atomic_path(quarantine) as temporary:
         pq.write_table(pa.concat_tables([earlier, rows.cast(QUARANTINE_SCHEMA)]), temporary, compression="zstd")
     return taken.height
@@ -189,7 +190,7 @@ def purge(layout: Layout, selected: pl.DataFrame, removed: Removed, detail: str)
 
 def purge_file(path: Path, removed: Removed) -> int:
     """Rewrite a mixture's documents file (Parquet or JSONL) without the removed documents."""
-    frame = pl.read_ndjson(path) if path.suffix == ".jsonl" else pl.read_parquet(path)
+    frame = pl.read_ndjson(path.read_bytes()) if path.suffix == ".jsonl" else read_parquet(path)
     kept = frame.filter(~removed.mask(pl.col("doc_id")))
     if kept.height == frame.height:
         return 0
@@ -298,7 +299,7 @@ def view(storage_root: str | Path, asset: str, files: list[str]) -> list[str] | 
     current = current_overlay(storage_root)
     if current is None or asset == RAW_DOCUMENTS:  # purged in place: never loaded, texts and all
         return files
-    frame = pl.scan_parquet(files).collect()
+    frame = scan_parquet(files).collect()
     if asset in VIEWS:
         return current.apply(frame, *VIEWS[asset])
     return frame.filter(~pl.col("doc_id").is_in(list(current.removed)))
