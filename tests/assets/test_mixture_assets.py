@@ -11,6 +11,7 @@ from curation_dag.assets.mixtures import mixture_assets
 from curation_dag.assets.recipe_models import model_assets
 from curation_dag.resources import RecipesResource, StorageResource
 from curation_dag.steps.audit.lineage import mixture_folder
+from curation_dag.steps.mixtures import build
 from curation_dag.steps.mixtures.selection import MixtureSpec, load_mixtures
 from curation_dag.steps.recipes.files import RecipeError
 from tests.assets.test_recipe_model_assets import statuses
@@ -92,6 +93,25 @@ def test_rebuilding_gives_the_same_manifest_and_counts_no_token_again(built, dem
         first = result.asset_materializations_for_node(node)[0].metadata["manifest_sha256"].value
         metadata = again.asset_materializations_for_node(node)[0].metadata
         assert metadata["manifest_sha256"].value == first and metadata["tokens_counted_now"].value == 0
+
+
+@pytest.mark.parametrize("name", ["d4_pruned", "code_long_files"])  # repeats in Parquet; JSON lines
+def test_texts_streamed_in_small_batches_and_runs_give_the_same_documents_file(built, demo_pipeline, monkeypatch, name):
+    _, root, _, mixtures = built
+    instance, _, run = demo_pipeline
+    folder = mixture_folder(root, name)
+    path = next(folder.glob("documents.*"))
+    whole = path.read_bytes() if path.suffix == ".jsonl" else pl.read_parquet(path)
+    monkeypatch.setattr(build, "BATCH_ROWS", 7)
+    monkeypatch.setattr(build, "RUN_CHARS", 20_000)  # several runs, each spilled from many batches
+    (mixture,) = [m for m in mixtures if m.key.path[-1] == f"mixture_{name}"]
+    assert dg.materialize([mixture], instance=instance, resources=run["resources"], selection=[mixture.key]).success
+    assert mixture_folder(root, name) == folder and pl.read_parquet(folder / "manifest.parquet")["tokens"].sum() > 0
+    chars = sum(
+        len(text) for text in (pl.read_ndjson(path) if path.suffix == ".jsonl" else pl.read_parquet(path))["text"]
+    )
+    assert chars > 3 * build.RUN_CHARS
+    assert (path.read_bytes() == whole) if path.suffix == ".jsonl" else pl.read_parquet(path).equals(whole)
 
 
 def test_a_filter_reason_names_the_bounds_of_the_configured_quality_yml(built, tmp_path):

@@ -2,17 +2,24 @@
 every candidate its verdict, count tokens and fill the budget, then write the materialization's folder
 (documents, manifest, decisions, candidates, summary, run record, report) and point CURRENT at it.
 Nothing is written before the spec is known to be feasible.
+
+Memory holds compact keys (doc ids, hashes, counts and signals per candidate) and never the corpus:
+texts stream from the raw documents batch by batch, to count their tokens and into the documents file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from curation_dag.steps.mixtures.report import render_report
 from curation_dag.steps.mixtures.selection import (
@@ -27,7 +34,7 @@ from curation_dag.steps.mixtures.selection import (
 )
 from curation_dag.steps.quality.rules import Rule
 from curation_dag.store.atomic import atomic_path, checked_parquet
-from curation_dag.store.files import read_parquet, scan_parquet
+from curation_dag.store.files import parquet_file, read_parquet, scan_parquet
 from curation_dag.store.layout import (
     CANDIDATES,
     DECISIONS,
@@ -40,6 +47,11 @@ from curation_dag.store.layout import (
     Layout,
 )
 from curation_dag.store.ledger import Ledger
+
+BATCH_ROWS = 4096  # texts read, counted and written at a time
+# The documents file is sorted in runs of consecutive positions holding about this much text, spilled
+# to local disk as the texts stream in: the most text the build holds at once.
+RUN_CHARS = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -85,9 +97,9 @@ def build_mixture(
     digest = manifest_digest(manifest)
     out = layout.materialization(name, digest)
     out.mkdir(parents=True, exist_ok=True)
-    texts = _raw_documents(layout, manifest["doc_id"], ["text"])
-    documents = copies.select("position", "doc_id", "copy", "source").join(texts, on="doc_id", maintain_order="left")
-    _write(documents, out / f"{MIXTURE_DOCUMENTS}.{spec.format}")
+    _write_documents(
+        layout, copies.select("position", "doc_id", "copy", "source"), out / f"{MIXTURE_DOCUMENTS}.{spec.format}"
+    )
     _write(manifest, out / MANIFEST)
     _write(decisions, out / DECISIONS)
     _write(candidates, out / CANDIDATES)  # the audit stays exact after later drops
@@ -129,8 +141,11 @@ def count_tokens(layout: Layout, doc_ids: pl.Series, tokenizer: str) -> tuple[pl
     )
     new = hashes.join(counted, on="content_hash", how="anti").unique("content_hash").sort("content_hash")
     if new.height:
-        texts = new.join(_raw_documents(layout, new["doc_id"], ["text"]), on="doc_id", maintain_order="left")
-        new = texts.select("content_hash", tokens=pl.Series(token_counts(texts["text"].to_list(), tokenizer)))
+        counts = [
+            batch.select("content_hash", tokens=pl.Series(token_counts(batch["text"].to_list(), tokenizer)))
+            for batch in (texts.join(new, on="doc_id") for texts in _texts(layout, new["doc_id"]))
+        ]
+        new = pl.concat(counts).sort("content_hash")
         name = hashlib.sha256("".join(new["content_hash"]).encode()).hexdigest()[:16]
         with atomic_path(folder / f"{name}.parquet") as temporary:
             new.write_parquet(temporary, compression="zstd")
@@ -247,19 +262,63 @@ def run_record(layout: Layout, name: str, spec_path: Path, digest: str, run_id: 
     }
 
 
-def _raw_documents(layout: Layout, doc_ids: pl.Series, columns: list[str]) -> pl.DataFrame:
+def _raw_files(layout: Layout) -> list[Path]:
     recovery = f"Materialize {RAW_DOCUMENTS} for that drop again to rewrite it."
-    files = [str(checked_parquet(path, recovery)) for path in layout.per_drop_files(RAW_DOCUMENTS)]
+    return [checked_parquet(path, recovery) for path in layout.per_drop_files(RAW_DOCUMENTS)]
+
+
+def _raw_documents(layout: Layout, doc_ids: pl.Series, columns: list[str]) -> pl.DataFrame:
+    """Compact columns (never the text) of the given documents."""
     wanted = doc_ids.implode()
-    return scan_parquet(files).filter(pl.col("doc_id").is_in(wanted)).select("doc_id", *columns).collect()
+    return scan_parquet(_raw_files(layout)).filter(pl.col("doc_id").is_in(wanted)).select("doc_id", *columns).collect()
+
+
+def _texts(layout: Layout, doc_ids: pl.Series) -> Iterator[pl.DataFrame]:
+    """doc_id and text of the given documents, in batches of at most BATCH_ROWS, as the raw documents hold them."""
+    wanted = doc_ids.unique().to_arrow()
+    for path in _raw_files(layout):
+        for batch in parquet_file(path).iter_batches(BATCH_ROWS, columns=["doc_id", "text"]):
+            chosen = batch.filter(pc.is_in(batch["doc_id"], value_set=wanted))
+            if chosen.num_rows:
+                yield pl.from_arrow(chosen)
+
+
+def _write_documents(layout: Layout, copies: pl.DataFrame, path: Path) -> None:
+    """Every copy with its text, in training order. The texts stream in, in the raw documents' order, and
+    each copy is spilled to its run (consecutive positions, RUN_CHARS of text); then each run is sorted
+    and appended in turn."""
+    sizes = _raw_documents(layout, copies["doc_id"], ["n_chars"])
+    runs = (
+        copies.join(sizes, on="doc_id", maintain_order="left")
+        .sort("position")
+        .with_columns(run=pl.col("n_chars").cast(pl.Int64).cum_sum() // RUN_CHARS)
+        .drop("n_chars")
+    )
+    with tempfile.TemporaryDirectory() as spill, atomic_path(path) as temporary:
+        spilled: dict[int, pq.ParquetWriter] = {}
+        for texts in _texts(layout, runs["doc_id"]):
+            for (run,), part in runs.join(texts, on="doc_id").partition_by("run", as_dict=True).items():
+                table = part.drop("run").to_arrow()
+                if run not in spilled:
+                    spilled[run] = pq.ParquetWriter(f"{spill}/{run}.parquet", table.schema)
+                spilled[run].write_table(table)
+        for writer in spilled.values():
+            writer.close()
+        ordered = (read_parquet(f"{spill}/{run}.parquet").sort("position") for run in sorted(spilled))
+        if path.suffix == ".jsonl":
+            with open(temporary, "wb") as handle:
+                for documents in ordered:
+                    documents.write_ndjson(handle)
+            return
+        schema = copies.head(0).with_columns(text=pl.lit(None, pl.String)).to_arrow().schema
+        with pq.ParquetWriter(temporary, schema, compression="zstd") as writer:
+            for documents in ordered:
+                writer.write_table(documents.to_arrow())
 
 
 def _write(frame: pl.DataFrame, path: Path) -> None:
     with atomic_path(path) as temporary:
-        if path.suffix == ".jsonl":
-            frame.write_ndjson(temporary)
-        else:
-            frame.write_parquet(temporary, compression="zstd")
+        frame.write_parquet(temporary, compression="zstd")
 
 
 def _write_json(path: Path, record: dict) -> None:
