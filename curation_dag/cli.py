@@ -49,10 +49,10 @@ def demo() -> None:
     if not keys:
         raise click.ClickException(f"no complete drops under {defs.resources['drops'].drops_root}")
 
-    on_workers = Settings.from_environment().celery_broker is not None
+    on_workers = Settings.from_environment().executor != "default"
 
     def run(job: str, partition_key: str | None = None) -> dg.ExecutionResult:
-        """Run a job in process, or, with a celery broker set, launch it with its steps on the workers;
+        """Run a job in process, or, with another executor set, launch it with its steps on the workers;
         a failure stops the demo with the failing step's message."""
         if on_workers:
             result = _launched(job, instance, partition_key)
@@ -109,7 +109,7 @@ def demo() -> None:
 
 def _launched(job: str, instance: dg.DagsterInstance, partition_key: str | None) -> dg.ExecutionResult:
     """`job` of the code location run by the executor it is defined with, so that other processes (the
-    celery workers) can load it: its result, its events read back from the instance. The job is named
+    workers or pods) can load it: its result, its events read back from the instance. The job is named
     through the module's `defs`, the pointer Dagster's own loaders use (dagster 1.13 has no public one for
     a job of a Definitions object)."""
     from dagster._core.definitions.reconstruct import ReconstructableRepository

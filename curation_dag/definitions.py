@@ -74,14 +74,19 @@ def _versioned(asset: dg.AssetsDefinition, versions: dict[str, str]) -> dg.Asset
     )
 
 
-def executor_for(broker: str | None) -> dg.ExecutorDefinition | None:
-    """Where a launched run executes its steps: each one a task for the celery workers of `broker` (also
-    the results backend), or, without a broker, Dagster's default (a process per step)."""
-    if broker is None:
-        return None
-    from dagster_celery import celery_executor
+def executor_for(settings: Settings) -> dg.ExecutorDefinition | None:
+    """Where a launched run executes its steps: Dagster's default (a process per step), a task for the
+    celery workers of the settings' broker (also the results backend), or a Kubernetes job per step (its
+    image, namespace and environment come from the run launcher of Dagster's Helm chart, deploy/helm/)."""
+    if settings.executor == "celery":
+        from dagster_celery import celery_executor
 
-    return celery_executor.configured({"broker": broker, "backend": broker})
+        return celery_executor.configured({"broker": settings.celery_broker, "backend": settings.celery_broker})
+    if settings.executor == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    return None
 
 
 def build_definitions(
@@ -120,5 +125,5 @@ defs = build_definitions(
     drops_root=_settings.drops_root,
     storage_root=_settings.storage_root,
     embedder=EmbedderResource(device=_settings.device, cpu_backend=_settings.embedder, cache_dir=_settings.model_cache),
-    executor=executor_for(_settings.celery_broker),
+    executor=executor_for(_settings),
 )

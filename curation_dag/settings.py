@@ -9,9 +9,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import get_args
+from typing import Literal, get_args
 
 from curation_dag.resources.embedder import CpuBackend, Device
+
+# Where a run's steps execute (README, "Scale out"): Dagster's default (in the run's process, or a
+# process per step), celery workers, or a Kubernetes pod per step.
+Executor = Literal["default", "celery", "k8s"]
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,8 @@ class Settings:
     device: Device = "auto"  # CURATION_DEVICE: auto takes a GPU when one is visible
     embedder: CpuBackend = "static"  # CURATION_EMBEDDER: every job's CPU backend (a GPU runs MiniLM)
     automation: bool = True  # CURATION_AUTOMATION=off starts the sensors and the schedule stopped
-    celery_broker: str | None = None  # CURATION_CELERY_BROKER: runs send their steps to celery workers there
+    executor: Executor = "default"  # CURATION_EXECUTOR: where every job's steps execute
+    celery_broker: str | None = None  # CURATION_CELERY_BROKER: the celery executor's broker and results backend
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -37,7 +42,8 @@ class Settings:
             device=_choice(environ, "CURATION_DEVICE", default.device, get_args(Device)),
             embedder=_choice(environ, "CURATION_EMBEDDER", default.embedder, get_args(CpuBackend)),
             automation=environ.get("CURATION_AUTOMATION", "on").lower() != "off",
-            celery_broker=_broker(environ.get("CURATION_CELERY_BROKER") or None),
+            executor=(executor := _choice(environ, "CURATION_EXECUTOR", default.executor, get_args(Executor))),
+            celery_broker=_broker(environ.get("CURATION_CELERY_BROKER") or None, executor),
         )
 
 
@@ -61,10 +67,11 @@ def _local(storage_root: str) -> str:
     return Settings.storage_root if "://" in storage_root else storage_root
 
 
-def _broker(url: str | None) -> str | None:
-    if url is not None and not url.startswith(("redis://", "rediss://")):
+def _broker(url: str | None, executor: str) -> str | None:
+    if executor == "celery" and url is None:
         raise ValueError(
-            f"CURATION_CELERY_BROKER={url!r}: set it to a Redis URL such as redis://127.0.0.1:6379/0, "
-            "or leave it unset to run steps without celery"
+            "CURATION_EXECUTOR=celery needs CURATION_CELERY_BROKER, a Redis URL such as redis://127.0.0.1:6379/0"
         )
+    if url is not None and not url.startswith(("redis://", "rediss://")):
+        raise ValueError(f"CURATION_CELERY_BROKER={url!r}: set it to a Redis URL such as redis://127.0.0.1:6379/0")
     return url

@@ -15,15 +15,23 @@ def test_settings_name_a_bad_choice_and_select_the_embedder_for_every_job():
         Settings.from_environment({"CURATION_DEVICE": "gpu"})
 
 
-def test_a_celery_broker_gives_every_job_the_celery_executor():
+def test_the_executor_setting_gives_every_job_its_executor():
     from curation_dag.definitions import build_definitions, executor_for
     from curation_dag.resources import EmbedderResource
 
-    assert Settings.from_environment({}).celery_broker is None
-    broker = Settings.from_environment({"CURATION_CELERY_BROKER": "redis://127.0.0.1:6379/0"}).celery_broker
+    broker = {"CURATION_CELERY_BROKER": "redis://127.0.0.1:6379/0"}
+    with pytest.raises(ValueError, match="CURATION_EXECUTOR=celery needs CURATION_CELERY_BROKER, a Redis URL"):
+        Settings.from_environment({"CURATION_EXECUTOR": "celery"})
     with pytest.raises(ValueError, match="CURATION_CELERY_BROKER='127.0.0.1:6379': set it to a Redis URL"):
-        Settings.from_environment({"CURATION_CELERY_BROKER": "127.0.0.1:6379"})
+        Settings.from_environment({"CURATION_EXECUTOR": "celery", "CURATION_CELERY_BROKER": "127.0.0.1:6379"})
+    with pytest.raises(ValueError, match="CURATION_EXECUTOR='ray': set it to one of default, celery, k8s"):
+        Settings.from_environment({"CURATION_EXECUTOR": "ray"})
     folders = {"recipes_folder": str(RECIPES), "drops_root": str(DEMO_DROPS), "storage_root": ".curation"}
-    for executor, name in ((executor_for(broker), "celery"), (executor_for(None), "multi_or_in_process_executor")):
+    for environment, name in (
+        ({}, "multi_or_in_process_executor"),
+        ({"CURATION_EXECUTOR": "celery", **broker}, "celery"),
+        ({"CURATION_EXECUTOR": "k8s"}, "k8s"),
+    ):
+        executor = executor_for(Settings.from_environment(environment))
         defs = build_definitions(**folders, embedder=EmbedderResource(), executor=executor)
         assert {defs.resolve_job_def(job).executor_def.name for job in ("curation_job", "mixtures_job")} == {name}

@@ -46,6 +46,7 @@ def test_curate_demo_with_two_celery_workers_and_object_storage_builds_the_mixtu
         **postgres,
         **s3_server,
         "CURATION_STORAGE_ROOT": s3_root,
+        "CURATION_EXECUTOR": "celery",
         "CURATION_CELERY_BROKER": redis_broker,
         "CURATION_MODEL_CACHE": static_embedder.cache_dir,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",  # the worker command starts `celery`
