@@ -29,7 +29,6 @@ import datetime
 import gzip
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -125,7 +124,14 @@ def child(work: Path, model_cache: str, step: str, keys: list[str], store: Path 
             if not set(selection) <= {e.asset_key for e in result.get_asset_materialization_events()}:
                 sys.exit(f"{step} ({key}) failed: {[e.message for e in result.all_events if e.is_failure]}")
     seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb()}))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM): unlike getrusage's ru_maxrss, which Linux carries over from the
+    parent across fork and exec, it starts again with the new program."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
 
 
 def run_child(work: Path, model_cache: str, step: str, keys: list[str], home: Path, store: Path | None = None):
