@@ -67,7 +67,7 @@ def spliced(rows: list[dict], i: int, generation: int) -> str:
 
 
 def write_drops(data: Path, work: Path, docs: int) -> dict:
-    """Recipes and drops for `docs` documents (generation 0, then perturbed copies); their counts and MB."""
+    """Recipes and drops for `docs` documents (generation 0, then spliced copies); their counts and MB."""
     drops_root = work / "drops"
     corpora = write_recipes(data, work / "recipes", drops_root)
     originals = {c: [json.loads(line) for line in gzip.open(data / c / "docs.jsonl.gz", "rt")] for c in corpora}
