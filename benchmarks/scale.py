@@ -1,7 +1,7 @@
 """Scale: --docs real documents through the CPU pipeline and a mixture, each step in a process of its own.
 
 The documents: every ../shared/data corpus as a source, its docs.jsonl.gz one drop (generation 0, as
-benchmarks/mixture.py declares them), then perturbed copies, generation by generation, until --docs:
+benchmarks/mixture.py declares them), then spliced copies, generation by generation, until --docs:
 copy g of document i of a corpus is the first half of its words followed by the second half of
 document i + g * 7919's (modulo the corpus's size). Each is a new document to exact and near dedup (about
 1/3 word-5-gram Jaccard with either parent) and mostly to SemDeDup, as most of a real corpus is; a copy
