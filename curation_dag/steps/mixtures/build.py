@@ -48,7 +48,7 @@ from curation_dag.store.layout import (
 )
 from curation_dag.store.ledger import Ledger
 
-BATCH_ROWS = 4096  # texts read, counted and written at a time
+BATCH_ROWS = 16384  # texts read, counted and written at a time
 # The documents file is sorted in runs of consecutive positions holding about this much text, spilled
 # to local disk as the texts stream in: the most text the build holds at once.
 RUN_CHARS = 64 << 20
